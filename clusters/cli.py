@@ -1,0 +1,105 @@
+"""``dkc``: bring clusters up and down, and run the suite.
+
+    dkc up | down | status | kubeconfig     manage a cluster (local by default)
+    dkc run                                  the main job: cluster, suite, report
+    dkc test                                 the project's tests: self-tests and suites on a real cluster
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from clusters import PROVIDERS, ClusterError, ProviderOptions, get_provider
+from clusters.provider import DEFAULT_CLUSTER_NAME
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REPORT_DIR = PROJECT_ROOT / "reports" / "out"
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", default="local", help=f"provider: {', '.join(PROVIDERS)} (default: local)")
+    parser.add_argument("--name", default=DEFAULT_CLUSTER_NAME, help="cluster name (default: %(default)s)")
+    parser.add_argument("--kubeconfig", type=Path, help="kubeconfig of an existing cluster / where kind writes one")
+    parser.add_argument("--context", help="kubeconfig context (existing provider)")
+    parser.add_argument("--k8s-version", help="Kubernetes version, e.g. v1.34.4 (local, kind)")
+    parser.add_argument("--nodes", type=int, default=1, help="node count (default: 1)")
+    parser.add_argument("--keep", action="store_true", help="keep whatever was made, even after a failure")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dkc", description="Dagster-on-Kubernetes conformance and chaos suite")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("up", "create a cluster, or reuse a healthy one"), ("down", "delete a cluster we made"),
+                       ("status", "show whether a cluster exists and is healthy"),
+                       ("kubeconfig", "print the kubeconfig path of a cluster")):
+        _cluster_arguments(commands.add_parser(name, help=text))
+    for name, text in (("run", "the main job: cluster up, conformance suite, report"),
+                       ("test", "self-tests, then the suites on a real cluster")):
+        sub = commands.add_parser(name, help=text)
+        _cluster_arguments(sub)
+        sub.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> ProviderOptions:
+    return ProviderOptions(name=args.name, kubeconfig=args.kubeconfig, context=args.context,
+                           k8s_version=args.k8s_version, node_count=args.nodes, keep=args.keep)
+
+
+def pytest_argv(args: argparse.Namespace, paths: list[str], extra: list[str]) -> list[str]:
+    """The pytest command line for ``run``/``test``, passing the cluster options through."""
+    argv = [sys.executable, "-m", "pytest", *paths, f"--cluster={args.cluster}", f"--cluster-name={args.name}",
+            f"--nodes={args.nodes}"]
+    if args.kubeconfig:
+        argv.append(f"--kubeconfig={args.kubeconfig}")
+    if args.context:
+        argv.append(f"--context={args.context}")
+    if args.k8s_version:
+        argv.append(f"--k8s-version={args.k8s_version}")
+    if args.keep:
+        argv.append("--keep")
+    return argv + [a for a in extra if a != "--"]
+
+
+def _pytest(argv: list[str]) -> int:
+    print("$ " + " ".join(argv[1:]), file=sys.stderr, flush=True)
+    return subprocess.call(argv, cwd=PROJECT_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            REPORT_DIR.mkdir(parents=True, exist_ok=True)
+            return _pytest(pytest_argv(args, ["suites"], [f"--junitxml={REPORT_DIR / 'junit.xml'}",
+                                                          *args.pytest_args]))
+        if args.command == "test":
+            return _pytest(pytest_argv(args, ["tests", "suites"], args.pytest_args))
+        provider = get_provider(args.cluster, options_from(args))
+        if args.command == "up":
+            info = provider.create()
+            print(info.kubeconfig)
+        elif args.command == "down":
+            provider.delete()
+        elif args.command == "status":
+            status = provider.status()
+            print(status.summary())
+            return 0 if status.healthy else 1
+        elif args.command == "kubeconfig":
+            print(provider.kubeconfig())
+    except ClusterError as exc:
+        print(f"dkc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dkc: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

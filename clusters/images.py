@@ -1,0 +1,189 @@
+"""OCI image archives written without a container engine or a registry.
+
+An image here is one uncompressed layer (a root filesystem directory, or a few files) plus a
+config. The archive is an OCI layout in a tar, annotated with the image's fully qualified name,
+which ``ctr images import`` and ``kind load image-archive`` both understand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+
+
+def qualify(name: str) -> str:
+    """The kubelet normalizes short names, so images are always imported fully qualified.
+
+    >>> qualify("local/pause:1")
+    'docker.io/local/pause:1'
+    """
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        return f"docker.io/library/{name}"
+    if "." in first or ":" in first or first == "localhost":
+        return name
+    return f"docker.io/{name}"
+
+
+@dataclass
+class ImageSpec:
+    """What goes into an image's config."""
+
+    name: str
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        return qualify(self.name)
+
+    @property
+    def tag(self) -> str:
+        last = self.reference.rsplit("/", 1)[-1]
+        return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Reproducible layers: no timestamps or owner names from the build machine (ids are kept)."""
+    info.mtime = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_layer_from_dir(rootfs: Path, out: Path) -> None:
+    """Tar a root filesystem directory as one layer (paths relative to /, owners kept)."""
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in sorted(os.listdir(rootfs)):
+            tar.add(rootfs / entry, arcname=entry, recursive=True, filter=_reset)
+
+
+def write_layer_from_files(
+    files: Iterable[tuple[str, Path | bytes, int]], out: Path, links: Iterable[tuple[str, str]] = ()
+) -> None:
+    """A layer of single files, (path in image, source file or bytes, mode), and symlinks (path, target)."""
+    made_dirs: set[str] = set()
+
+    def parents(tar: tarfile.TarFile, target: str) -> None:
+        parts = target.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            directory = "/".join(parts[:depth])
+            if directory not in made_dirs:
+                info = tarfile.TarInfo(directory)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+                made_dirs.add(directory)
+
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for target, source, mode in files:
+            parents(tar, target)
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            info = tarfile.TarInfo(target.strip("/"))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        for path, link_target in links:
+            parents(tar, path)
+            info = tarfile.TarInfo(path.strip("/"))
+            info.type, info.linkname = tarfile.SYMTYPE, link_target
+            tar.addfile(info)
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest(), path.stat().st_size
+
+
+def image_config(spec: ImageSpec, layer_digest: str) -> dict:
+    config: dict = {"Env": [f"{k}={v}" for k, v in spec.env.items()], "WorkingDir": spec.workdir}
+    if spec.entrypoint:
+        config["Entrypoint"] = spec.entrypoint
+    if spec.cmd:
+        config["Cmd"] = spec.cmd
+    if spec.labels:
+        config["Labels"] = spec.labels
+    return {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }
+
+
+def write_archive(spec: ImageSpec, layer: Path, out: Path) -> Path:
+    """Write an OCI-layout tar holding one image made of ``layer`` (an uncompressed tar)."""
+    layer_digest, layer_size = _sha256_file(layer)
+    config = json.dumps(image_config(spec, layer_digest), sort_keys=True).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": layer_digest, "size": layer_size}],
+    }, sort_keys=True).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    index = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [{
+            "mediaType": MANIFEST_MEDIA_TYPE, "digest": manifest_digest, "size": len(manifest),
+            "annotations": {
+                "io.containerd.image.name": spec.reference,
+                "org.opencontainers.image.ref.name": spec.tag,
+            },
+        }],
+    }, sort_keys=True).encode()
+
+    partial = out.with_name(out.name + ".partial")
+    with tarfile.open(partial, "w") as tar:
+        def add_bytes(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add_bytes("index.json", index)
+        add_bytes(f"blobs/sha256/{config_digest[7:]}", config)
+        add_bytes(f"blobs/sha256/{manifest_digest[7:]}", manifest)
+        tar.add(layer, arcname=f"blobs/sha256/{layer_digest[7:]}")
+    partial.rename(out)
+    return out
+
+
+def cached_image(spec: ImageSpec, inputs: list[str | bytes], make_layer: Callable[[Path], None]) -> Path:
+    """The image's archive from the cache, built by ``make_layer`` (writes an uncompressed tar) if absent.
+
+    ``inputs`` must hold everything that decides the image's content; it keys the cache entry.
+    """
+    from clusters.cache import cache_root, inputs_key
+    from clusters.phases import phase
+
+    key = inputs_key(spec.reference, json.dumps(image_config(spec, "")), *inputs)
+    safe = spec.reference.replace("/", "_").replace(":", "_")
+    out = cache_root() / "images" / f"{safe}-{key}.tar"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with phase(f"Building image {spec.reference}"):
+        layer = out.with_name(out.name + ".layer")
+        try:
+            make_layer(layer)
+            write_archive(spec, layer, out)
+        finally:
+            layer.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,30 @@
+"""Start and end lines for long steps, so a user always sees what is going on.
+
+Each phase prints ``• <title> ...`` when it begins and ``✓ <title> (<seconds>)`` or
+``✗ <title>: <reason>`` when it ends. Output goes to stderr so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def phase(title: str) -> Iterator[None]:
+    """Print a start line, then a ✓ line with the duration or a ✗ line with the error."""
+    say(f"• {title} ...")
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        say(f"✗ {title}: {reason}")
+        raise
+    say(f"✓ {title} ({time.monotonic() - started:.1f}s)")

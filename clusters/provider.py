@@ -1,0 +1,69 @@
+"""The cluster provider interface: create, delete, kubeconfig, load an image archive, status."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROVIDERS = ("local", "kind", "existing")
+DEFAULT_CLUSTER_NAME = "dkc"
+
+
+@dataclass
+class ClusterInfo:
+    """A ready cluster, as the suite sees it."""
+
+    provider: str
+    name: str
+    kubeconfig: Path
+    context: str | None = None
+    kubernetes_version: str = ""
+    node_count: int = 1
+    created_by_us: bool = False  # only then may teardown delete it
+    capabilities: frozenset[str] = frozenset()  # e.g. "load-image": archives can be loaded
+
+
+@dataclass
+class ClusterStatus:
+    exists: bool
+    healthy: bool
+    details: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        state = "healthy" if self.healthy else ("unhealthy" if self.exists else "absent")
+        return "\n".join([state, *(f"  {d}" for d in self.details)])
+
+
+class Provider(ABC):
+    """A source of Kubernetes clusters. ``create`` is idempotent: it reuses a healthy cluster."""
+
+    kind: str
+
+    @abstractmethod
+    def create(self) -> ClusterInfo: ...
+
+    @abstractmethod
+    def delete(self) -> None: ...
+
+    @abstractmethod
+    def kubeconfig(self) -> Path: ...
+
+    @abstractmethod
+    def load_image(self, archive: Path) -> None:
+        """Make an OCI image archive's image available to every node."""
+
+    @abstractmethod
+    def status(self) -> ClusterStatus: ...
+
+
+@dataclass
+class ProviderOptions:
+    """What a user can choose on the command line or through pytest options."""
+
+    name: str = DEFAULT_CLUSTER_NAME
+    kubeconfig: Path | None = None
+    context: str | None = None
+    k8s_version: str | None = None
+    node_count: int = 1
+    keep: bool = False

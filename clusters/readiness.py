@@ -1,0 +1,77 @@
+"""A cluster is ready for the suite when its nodes are Ready, DNS answers and pods can get tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from clusters.errors import ClusterError
+from clusters.phases import phase
+from observation.waits import Observation, wait_for
+
+
+def api_client(kubeconfig: Path, context: str | None = None) -> client.ApiClient:
+    """A client for one kubeconfig; never touches the process-wide default configuration."""
+    if not kubeconfig.exists():
+        raise ClusterError(f"kubeconfig {kubeconfig} does not exist: pass --kubeconfig with a valid path")
+    try:
+        return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    except (config.ConfigException, ValueError) as exc:
+        raise ClusterError(f"kubeconfig {kubeconfig} is unusable ({exc}); check the file and --context") from exc
+
+
+def server_version(api: client.ApiClient) -> str:
+    return client.VersionApi(api).get_code(_request_timeout=10).git_version
+
+
+def _nodes_ready(api: client.ApiClient, expected: int) -> Observation[None]:
+    nodes = client.CoreV1Api(api).list_node(_request_timeout=10).items
+    states = {}
+    for node in nodes:
+        ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
+        states[node.metadata.name] = f"{ready.status} ({ready.reason})" if ready else "no Ready condition"
+    done = len(nodes) >= expected and all(s.startswith("True") for s in states.values())
+    return Observation(done, f"{len(nodes)}/{expected} nodes: {states}" if states else "no node registered")
+
+
+def _deployment_available(api: client.ApiClient, namespace: str, selector: str) -> Observation[None]:
+    deployments = client.AppsV1Api(api).list_namespaced_deployment(
+        namespace, label_selector=selector, _request_timeout=10).items
+    if not deployments:
+        return Observation(False, f"no Deployment matching {selector} in {namespace}")
+    seen = {d.metadata.name: f"{d.status.ready_replicas or 0}/{d.spec.replicas} ready" for d in deployments}
+    done = all((d.status.ready_replicas or 0) >= (d.spec.replicas or 1) for d in deployments)
+    if not done:
+        pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector, _request_timeout=10)
+        seen.update({p.metadata.name: _pod_state(p) for p in pods.items})
+    return Observation(done, str(seen))
+
+
+def _pod_state(pod: client.V1Pod) -> str:
+    for status in pod.status.container_statuses or []:
+        if status.state.waiting:
+            return f"{pod.status.phase}: {status.state.waiting.reason} {status.state.waiting.message or ''}".strip()
+    return pod.status.phase or "Unknown"
+
+
+def _service_account(api: client.ApiClient, namespace: str, name: str) -> Observation[None]:
+    try:
+        client.CoreV1Api(api).read_namespaced_service_account(name, namespace, _request_timeout=10)
+    except ApiException as exc:
+        if exc.status == 404:
+            return Observation(False, f"ServiceAccount {namespace}/{name} not created yet")
+        raise
+    return Observation(True, "present")
+
+
+def wait_ready(api: client.ApiClient, node_count: int, timeout: float = 180.0) -> None:
+    """Block until nodes are Ready, CoreDNS is available and the default ServiceAccount exists."""
+    with phase("Waiting for nodes to be Ready"):
+        wait_for("every node to be Ready", lambda: _nodes_ready(api, node_count), timeout)
+    with phase("Waiting for CoreDNS"):
+        wait_for("CoreDNS to be available", lambda: _deployment_available(api, "kube-system", "k8s-app=kube-dns"),
+                 timeout)
+    with phase("Waiting for the default ServiceAccount"):
+        wait_for("ServiceAccount default/default", lambda: _service_account(api, "default", "default"), timeout)

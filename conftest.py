@@ -1,0 +1,102 @@
+"""Pytest options and session fixtures: cluster → (deployment, in later layers) → clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from clusters import PROVIDERS, ClusterError, ClusterInfo, Provider, ProviderOptions
+from clusters.provider import DEFAULT_CLUSTER_NAME
+from clusters.readiness import api_client
+from clusters.session import RUN_DIR_ENV, acquire, release, run_dir_from_env
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dkc", "dagster-k8s-conformance")
+    group.addoption("--cluster", default="local", choices=PROVIDERS, help="cluster provider (default: local)")
+    group.addoption("--cluster-name", default=DEFAULT_CLUSTER_NAME, help="cluster name (default: %(default)s)")
+    group.addoption("--kubeconfig", type=Path, default=None, help="kubeconfig (existing; where kind writes one)")
+    group.addoption("--context", default=None, help="kubeconfig context (existing provider)")
+    group.addoption("--k8s-version", default=None, help="Kubernetes version for local/kind, e.g. v1.34.4")
+    group.addoption("--nodes", type=int, default=1, help="node count (default: 1)")
+    group.addoption("--keep", action="store_true", help="keep the cluster and test namespaces for debugging")
+
+
+def provider_options(config: pytest.Config) -> ProviderOptions:
+    return ProviderOptions(
+        name=config.getoption("--cluster-name"), kubeconfig=config.getoption("--kubeconfig"),
+        context=config.getoption("--context"), k8s_version=config.getoption("--k8s-version"),
+        node_count=config.getoption("--nodes"), keep=config.getoption("--keep"),
+    )
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _is_controller(config) and RUN_DIR_ENV not in os.environ:
+        # Workers are started after this and inherit the variable.
+        os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dkc-run-")
+        config.stash[_OWN_RUN_DIR] = True
+
+
+_OWN_RUN_DIR = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    run_dir = run_dir_from_env()
+    if not _is_controller(config) or run_dir is None:
+        return
+    try:
+        release(config.getoption("--cluster"), provider_options(config), run_dir)
+    except ClusterError as exc:
+        print(f"\ndkc: error while deleting the cluster: {exc}")
+    if config.stash.get(_OWN_RUN_DIR, False):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def cluster_provider(pytestconfig: pytest.Config) -> tuple[Provider, ClusterInfo]:
+    try:
+        return acquire(pytestconfig.getoption("--cluster"), provider_options(pytestconfig), run_dir_from_env())
+    except ClusterError as exc:
+        pytest.exit(f"dkc: error: {exc}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_provider: tuple[Provider, ClusterInfo]) -> ClusterInfo:
+    """A ready cluster: nodes Ready, CoreDNS available, the default ServiceAccount present."""
+    return cluster_provider[1]
+
+
+@pytest.fixture(scope="session")
+def load_image(cluster_provider: tuple[Provider, ClusterInfo]) -> Callable[[str, Path], str]:
+    """Load an image archive into every node of the cluster; returns the image reference."""
+    provider, info = cluster_provider
+
+    def load(reference: str, archive: Path) -> str:
+        if "load-image" not in info.capabilities:
+            pytest.skip(f"the {info.provider} provider cannot load images built here ({reference})")
+        provider.load_image(archive)
+        return reference
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: ClusterInfo) -> Iterator[client.ApiClient]:
+    """A Kubernetes API client for the session's cluster."""
+    api = api_client(cluster.kubeconfig, cluster.context)
+    try:
+        yield api
+    finally:
+        api.close()

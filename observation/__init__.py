@@ -1,0 +1,1 @@
+"""Watching what the cluster and Dagster do: waits, pod and job observations."""

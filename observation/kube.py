@@ -1,0 +1,100 @@
+"""Watching Kubernetes objects until they reach a state, with a deadline and the last state seen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+
+from observation.waits import TerminalState, WaitTimeout
+
+Verdict = Callable[[Any], bool]
+
+
+def watch_until(
+    list_call: Callable[..., Any],
+    description: str,
+    done: Verdict,
+    timeout: float,
+    describe: Callable[[Any], str] = lambda obj: obj.metadata.name,
+    **list_kwargs: Any,
+) -> Any:
+    """Watch ``list_call`` (e.g. ``CoreV1Api.list_namespaced_pod``) until ``done(obj)`` holds for an object.
+
+    ``done`` may raise ``TerminalState`` to stop early. The watch is restarted if the server closes it,
+    until the deadline; on timeout the error names the last state seen.
+    """
+    deadline = time.monotonic() + timeout
+    last_seen = "no event yet"
+    # The current state first: the object may already be done before the watch starts.
+    listing = list_call(**list_kwargs, _request_timeout=30)
+    for obj in listing.items:
+        last_seen = describe(obj)
+        if done(obj):
+            return obj
+    resource_version = listing.metadata.resource_version
+    while (remaining := deadline - time.monotonic()) > 0:
+        watcher = watch.Watch()
+        try:
+            for event in watcher.stream(list_call, resource_version=resource_version,
+                                        timeout_seconds=max(1, int(remaining)), **list_kwargs):
+                obj = event["object"]
+                resource_version = obj.metadata.resource_version
+                last_seen = f"{event['type']} {describe(obj)}"
+                if event["type"] != "DELETED" and done(obj):
+                    return obj
+        except client.ApiException as exc:
+            if exc.status != 410:  # 410 Gone: our resource version expired, list again
+                raise
+            resource_version = list_call(**list_kwargs, _request_timeout=30).metadata.resource_version
+        finally:
+            watcher.stop()
+    raise WaitTimeout(description, timeout, last_seen)
+
+
+def pod_summary(pod: client.V1Pod) -> str:
+    """``name Phase [container: reason]`` — enough to see why a pod is not where we want it."""
+    parts = [f"{pod.metadata.name} {pod.status.phase}"]
+    for status in pod.status.container_statuses or []:
+        state = status.state
+        if state.waiting:
+            parts.append(f"{status.name}: waiting {state.waiting.reason} {state.waiting.message or ''}".rstrip())
+        elif state.terminated:
+            parts.append(f"{status.name}: terminated {state.terminated.reason} exit {state.terminated.exit_code}")
+    for condition in pod.status.conditions or []:
+        if condition.status != "True" and condition.message:
+            parts.append(f"{condition.type}: {condition.message}")
+    return "; ".join(parts)
+
+
+def wait_pod_finished(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 120) -> client.V1Pod:
+    """Until the pod Succeeded or Failed; an image that cannot be used stops the wait at once."""
+
+    def done(pod: client.V1Pod) -> bool:
+        for status in pod.status.container_statuses or []:
+            waiting = status.state.waiting
+            if waiting and waiting.reason in ("ErrImageNeverPull", "InvalidImageName", "CreateContainerError"):
+                raise TerminalState(f"pod {namespace}/{name} cannot start: {pod_summary(pod)}")
+        return pod.status.phase in ("Succeeded", "Failed")
+
+    return watch_until(core.list_namespaced_pod, f"pod {namespace}/{name} to finish", done, timeout,
+                       describe=pod_summary, namespace=namespace, field_selector=f"metadata.name={name}")
+
+
+def job_summary(job: client.V1Job) -> str:
+    conditions = [f"{c.type}={c.status}" for c in job.status.conditions or []]
+    return (f"{job.metadata.name} active={job.status.active or 0} succeeded={job.status.succeeded or 0} "
+            f"failed={job.status.failed or 0} {' '.join(conditions)}").strip()
+
+
+def job_condition(job: client.V1Job, kind: str) -> bool:
+    return any(c.type == kind and c.status == "True" for c in job.status.conditions or [])
+
+
+def wait_job_finished(batch: client.BatchV1Api, namespace: str, name: str, timeout: float = 120) -> client.V1Job:
+    """Until the Job has a Complete or Failed condition."""
+    return watch_until(batch.list_namespaced_job, f"job {namespace}/{name} to finish",
+                       lambda job: job_condition(job, "Complete") or job_condition(job, "Failed"), timeout,
+                       describe=job_summary, namespace=namespace, field_selector=f"metadata.name={name}")

@@ -1,0 +1,51 @@
+"""Self-tests: option parsing, provider selection and the Kubernetes build recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clusters import ClusterError, PreflightError, ProviderOptions, get_provider
+from clusters.cli import build_parser, main, pytest_argv
+from clusters.kind import config_file, create_command
+from clusters.local import build
+
+
+def test_unknown_provider_is_one_clear_line() -> None:
+    with pytest.raises(ClusterError, match=r"unknown cluster provider 'docker': choose one of local, kind, existing"):
+        get_provider("docker", ProviderOptions())
+
+
+def test_cli_reports_an_unknown_provider_and_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--cluster", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dkc: error: unknown cluster provider")
+
+
+def test_malformed_kubernetes_version_is_refused_before_any_build() -> None:
+    with pytest.raises(PreflightError, match="not of the form vMAJOR.MINOR.PATCH"):
+        get_provider("local", ProviderOptions(k8s_version="1.34"))
+
+
+def test_test_command_passes_cluster_options_to_pytest() -> None:
+    args = build_parser().parse_args(["test", "--k8s-version", "v1.34.4", "--keep", "--", "-k", "smoke"])
+    argv = pytest_argv(args, ["tests", "suites"], args.pytest_args)
+    assert argv[3:5] == ["tests", "suites"]
+    assert "--cluster=local" in argv and "--k8s-version=v1.34.4" in argv and "--keep" in argv
+    assert argv[-2:] == ["-k", "smoke"]
+
+
+def test_staging_modules_are_replaced_by_their_published_releases() -> None:
+    go_mod = "replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tk8s.io/kubectl => ./staging/src/k8s.io/kubectl\n)\n"
+    assert build.staging_replaces(go_mod, "v1.34.4") == {"k8s.io/api": "v0.34.4", "k8s.io/kubectl": "v0.34.4"}
+    text = build.go_mod_text(build.GoBuild(name="kubernetes", module="k8s.io/kubernetes", version="v1.34.4",
+                                           binaries={}, replaces={"k8s.io/api": "v0.34.4"}), "1.24.0")
+    assert "require k8s.io/kubernetes v1.34.4" in text
+    assert "replace k8s.io/api => k8s.io/api v0.34.4" in text
+
+
+def test_kind_uses_the_multi_node_config_for_more_than_one_node() -> None:
+    assert config_file(1).name == "single.yaml" and config_file(3).name == "multi.yaml"
+    argv = create_command("dkc", config_file(1), Path("/tmp/kc"), "v1.34.4")
+    assert argv[-2:] == ["--image", "kindest/node:v1.34.4"]

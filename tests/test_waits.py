@@ -1,0 +1,53 @@
+"""Self-tests: waits stop when done, stop early on terminal states, and say what they saw last."""
+
+from __future__ import annotations
+
+import pytest
+
+from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_returns_the_value_once_done() -> None:
+    clock = FakeClock()
+    looks = iter([Observation(False, "pending"), Observation(True, "ready", value=42)])
+    assert wait_for("thing", lambda: next(looks), timeout=10, clock=clock, sleep=clock.sleep) == 42
+
+
+def test_timeout_names_what_was_awaited_and_last_seen() -> None:
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout, match=r"waiting for pod x to run; last seen: Pending: ErrImageNeverPull"):
+        wait_for("pod x to run", lambda: Observation(False, "Pending: ErrImageNeverPull"), timeout=5,
+                 clock=clock, sleep=clock.sleep)
+    assert clock.now == pytest.approx(5)
+
+
+def test_terminal_state_stops_early() -> None:
+    clock = FakeClock()
+
+    def look() -> Observation[None]:
+        raise TerminalState("kube-apiserver exited")
+
+    with pytest.raises(TerminalState):
+        wait_for("apiserver", look, timeout=60, clock=clock, sleep=clock.sleep)
+    assert clock.now == 0
+
+
+def test_transient_errors_are_retried_and_reported() -> None:
+    clock = FakeClock()
+
+    def look() -> Observation[None]:
+        raise ConnectionRefusedError("connection refused")
+
+    with pytest.raises(WaitTimeout, match="ConnectionRefusedError: connection refused"):
+        wait_for("apiserver", look, timeout=3, clock=clock, sleep=clock.sleep)

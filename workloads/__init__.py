@@ -1,0 +1,1 @@
+"""Sample workloads the suites launch, and the recipes of the images they run in."""
