@@ -24,7 +24,7 @@ def test_cli_reports_an_unknown_provider_and_exits_non_zero(capsys: pytest.Captu
 
 
 def test_malformed_kubernetes_version_is_refused_before_any_build() -> None:
-    with pytest.raises(PreflightError, match="not of the form vMAJOR.MINOR.PATCH"):
+    with pytest.raises(PreflightError, match=r"not of the form vMAJOR\.MINOR\.PATCH"):
         get_provider("local", ProviderOptions(k8s_version="1.34"))
 
 
@@ -37,7 +37,8 @@ def test_test_command_passes_cluster_options_to_pytest() -> None:
 
 
 def test_staging_modules_are_replaced_by_their_published_releases() -> None:
-    go_mod = "replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tk8s.io/kubectl => ./staging/src/k8s.io/kubectl\n)\n"
+    go_mod = ("replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n"
+              "\tk8s.io/kubectl => ./staging/src/k8s.io/kubectl\n)\n")
     assert build.staging_replaces(go_mod, "v1.34.4") == {"k8s.io/api": "v0.34.4", "k8s.io/kubectl": "v0.34.4"}
     text = build.go_mod_text(build.GoBuild(name="kubernetes", module="k8s.io/kubernetes", version="v1.34.4",
                                            binaries={}, replaces={"k8s.io/api": "v0.34.4"}), "1.24.0")

@@ -109,7 +109,8 @@ def staging_replaces(kubernetes_go_mod: str, version: str) -> dict[str, str]:
 
 def validate_version(version: str, what: str = "Kubernetes") -> None:
     if not _VERSION_RE.match(version):
-        raise PreflightError(f"{what} version {version!r} is not of the form vMAJOR.MINOR.PATCH (e.g. {DEFAULT_K8S_VERSION})")
+        raise PreflightError(
+            f"{what} version {version!r} is not of the form vMAJOR.MINOR.PATCH (e.g. {DEFAULT_K8S_VERSION})")
 
 
 def kubernetes_build(version: str) -> GoBuild:

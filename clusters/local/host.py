@@ -209,9 +209,14 @@ def stray_pids(topology: Topology) -> set[int]:
     return found
 
 
+def component_pids(topology: Topology, binary: str) -> set[int]:
+    """Processes of the cluster running ``binary`` (matched by file name)."""
+    name = Path(binary).name
+    return {pid for pid in cgroup_pids(topology) if Path(_cmdline(pid).split(" ", 1)[0]).name == name}
+
+
 def component_running(topology: Topology, component: Component) -> bool:
-    binary = component.argv[0]
-    return any(_cmdline(pid).split(" ", 1)[0].endswith(Path(binary).name) for pid in cgroup_pids(topology))
+    return bool(component_pids(topology, component.argv[0]))
 
 
 def kill_all(topology: Topology, deadline_seconds: float = 15.0) -> None:

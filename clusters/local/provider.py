@@ -88,7 +88,8 @@ class LocalProvider(Provider):
             self._bring_up(bins, archives)
         except BaseException:
             if self.options.keep:
-                say(f"  --keep: leaving the half-made cluster in place; remove it with `dkc down --name {self.topology.name}`")
+                say("  --keep: leaving the half-made cluster in place; remove it with "
+                    f"`dkc down --name {self.topology.name}`")
             else:
                 with phase("Removing the half-made cluster"):
                     host.sweep(self.topology)
