@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -23,3 +26,26 @@ def inputs_key(*parts: str | bytes) -> str:
         digest.update(part.encode() if isinstance(part, str) else part)
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+@contextmanager
+def lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock named ``name`` under the cache, so two processes (e.g. test workers)
+    never build the same entry at once; the second waits, then finds the first one's result.
+
+    The lock is an ``flock`` on a file, released by the kernel even if the holder is killed.
+    """
+    from clusters.phases import say
+
+    directory = cache_root() / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{name}.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"  waiting for another process building {name} ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

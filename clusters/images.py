@@ -1,8 +1,10 @@
 """OCI image archives written without a container engine or a registry.
 
-An image here is one uncompressed layer (a root filesystem directory, or a few files) plus a
-config. The archive is an OCI layout in a tar, annotated with the image's fully qualified name,
-which ``ctr images import`` and ``kind load image-archive`` both understand.
+An image here is one or more uncompressed layers (a root filesystem directory, or a few files),
+bottom first, plus a config. Several layers let images share one: every code location's image is
+the Dagster base layer plus a small layer of its own code, so the runtime stores the base once.
+The archive is an OCI layout in a tar, annotated with the image's fully qualified name, which
+``ctr images import`` and ``kind load image-archive`` both understand.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +111,9 @@ def _sha256_file(path: Path) -> tuple[str, int]:
     return "sha256:" + digest.hexdigest(), path.stat().st_size
 
 
-def image_config(spec: ImageSpec, layer_digest: str) -> dict:
+def image_config(spec: ImageSpec, layer_digests: str | Sequence[str]) -> dict:
+    """The OCI config; ``diff_ids`` lists the uncompressed layers' digests bottom first."""
+    diff_ids = [layer_digests] if isinstance(layer_digests, str) else list(layer_digests)
     config: dict = {"Env": [f"{k}={v}" for k, v in spec.env.items()], "WorkingDir": spec.workdir}
     if spec.entrypoint:
         config["Entrypoint"] = spec.entrypoint
@@ -121,20 +125,27 @@ def image_config(spec: ImageSpec, layer_digest: str) -> dict:
         "architecture": "amd64",
         "os": "linux",
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
 
 
-def write_archive(spec: ImageSpec, layer: Path, out: Path) -> Path:
-    """Write an OCI-layout tar holding one image made of ``layer`` (an uncompressed tar)."""
-    layer_digest, layer_size = _sha256_file(layer)
-    config = json.dumps(image_config(spec, layer_digest), sort_keys=True).encode()
+def write_archive(spec: ImageSpec, layers: Path | Sequence[Path], out: Path) -> Path:
+    """Write an OCI-layout tar holding one image made of ``layers`` (uncompressed tars, bottom first).
+
+    A single path is one layer, as before. Layers are stored uncompressed, so each blob's digest is
+    also its diff_id. The archive is written beside ``out`` and renamed, so a killed build leaves none.
+    """
+    layer_paths = [layers] if isinstance(layers, Path) else list(layers)
+    if not layer_paths:
+        raise ValueError(f"image {spec.reference} needs at least one layer")
+    digests = [_sha256_file(layer) for layer in layer_paths]
+    config = json.dumps(image_config(spec, [digest for digest, _ in digests]), sort_keys=True).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     manifest = json.dumps({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
         "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": layer_digest, "size": layer_size}],
+        "layers": [{"mediaType": LAYER_MEDIA_TYPE, "digest": digest, "size": size} for digest, size in digests],
     }, sort_keys=True).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     index = json.dumps({
@@ -160,30 +171,49 @@ def write_archive(spec: ImageSpec, layer: Path, out: Path) -> Path:
         add_bytes("index.json", index)
         add_bytes(f"blobs/sha256/{config_digest[7:]}", config)
         add_bytes(f"blobs/sha256/{manifest_digest[7:]}", manifest)
-        tar.add(layer, arcname=f"blobs/sha256/{layer_digest[7:]}")
+        stored: set[str] = set()
+        for layer, (digest, _) in zip(layer_paths, digests):
+            if digest not in stored:  # the same layer twice is one blob
+                tar.add(layer, arcname=f"blobs/sha256/{digest[7:]}")
+                stored.add(digest)
     partial.rename(out)
     return out
 
 
-def cached_image(spec: ImageSpec, inputs: list[str | bytes], make_layer: Callable[[Path], None]) -> Path:
-    """The image's archive from the cache, built by ``make_layer`` (writes an uncompressed tar) if absent.
+def cached_image(
+    spec: ImageSpec,
+    inputs: list[str | bytes],
+    make_layer: Callable[[Path], None] | None = None,
+    base_layers: Sequence[Path] = (),
+) -> Path:
+    """The image's archive from the cache, built if absent.
 
-    ``inputs`` must hold everything that decides the image's content; it keys the cache entry.
+    The image is ``base_layers`` (existing uncompressed tars, e.g. a cached root filesystem) and then,
+    if given, the layer ``make_layer`` writes. ``inputs`` must hold everything else that decides the
+    image's content; with the base layers' file names (cache entries named by their own input keys)
+    it keys the cache entry.
     """
-    from clusters.cache import cache_root, inputs_key
+    from clusters.cache import cache_root, inputs_key, lock
     from clusters.phases import phase
 
-    key = inputs_key(spec.reference, json.dumps(image_config(spec, "")), *inputs)
+    if make_layer is None and not base_layers:
+        raise ValueError(f"image {spec.reference} needs a layer: pass make_layer or base_layers")
+    bases = [Path(layer).name for layer in base_layers]
+    key = inputs_key(spec.reference, json.dumps(image_config(spec, "")), *bases, *inputs)
     safe = spec.reference.replace("/", "_").replace(":", "_")
     out = cache_root() / "images" / f"{safe}-{key}.tar"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with phase(f"Building image {spec.reference}"):
-        layer = out.with_name(out.name + ".layer")
-        try:
-            make_layer(layer)
-            write_archive(spec, layer, out)
-        finally:
-            layer.unlink(missing_ok=True)
+    with lock(out.name):
+        if out.exists():  # another process built it while we waited
+            return out
+        with phase(f"Building image {spec.reference}"):
+            layer = out.with_name(out.name + ".layer")
+            try:
+                if make_layer is not None:
+                    make_layer(layer)
+                write_archive(spec, [*base_layers, *([layer] if make_layer is not None else [])], out)
+            finally:
+                layer.unlink(missing_ok=True)
     return out

@@ -31,7 +31,8 @@ def run_pod(core: client.CoreV1Api, namespace: str, image: str, script: str) -> 
             name="main", image=image, image_pull_policy="Never", command=["/bin/sh", "-c", script])]),
     ))
     pod = wait_pod_finished(core, namespace, name, timeout=120)
-    return pod, core.read_namespaced_pod_log(name, namespace)
+    log = core.read_namespaced_pod_log(name, namespace, _preload_content=False).data.decode(errors="replace")
+    return pod, log
 
 
 def test_a_pod_runs_an_image_we_built(kube: client.ApiClient, namespace: str, image: str) -> None:
@@ -48,7 +49,8 @@ def test_coredns_resolves_kubernetes_default(kube: client.ApiClient, namespace: 
     core = client.CoreV1Api(kube)
     service_ip = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
 
-    pod, log = run_pod(core, namespace, image, "nslookup kubernetes.default")
+    # busybox's nslookup does not apply the search path, so ask for the full name of kubernetes.default.
+    pod, log = run_pod(core, namespace, image, "nslookup kubernetes.default.svc.cluster.local")
 
     assert pod.status.phase == "Succeeded", f"nslookup failed: {pod_summary(pod)}; output: {log}"
     assert service_ip in log, f"kubernetes.default did not resolve to {service_ip}: {log}"

@@ -185,8 +185,8 @@ def control_plane_components(topology: Topology, bins: dict[str, Path]) -> list[
         "--service-account-key-file", str(pki / "sa.pub"),
         "--service-account-signing-key-file", str(pki / "sa.key"),
         "--service-account-issuer", f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}",
-        "--allow-privileged", "true",
-        "--profiling", "false",
+        "--allow-privileged=true",
+        "--profiling=false",
     ])
     controller_manager = Component("kube-controller-manager", [
         str(bins["kube-controller-manager"]),
@@ -194,12 +194,12 @@ def control_plane_components(topology: Topology, bins: dict[str, Path]) -> list[
         "--authentication-kubeconfig", kc["controller-manager"],
         "--authorization-kubeconfig", kc["controller-manager"],
         "--bind-address", "127.0.0.1",
-        "--leader-elect", "false",
-        "--use-service-account-credentials", "true",
+        "--leader-elect=false",
+        "--use-service-account-credentials=true",
         "--service-account-private-key-file", str(pki / "sa.key"),
         "--root-ca-file", str(pki / "ca.crt"),
         "--cluster-signing-cert-file", str(pki / "ca.crt"), "--cluster-signing-key-file", str(pki / "ca.key"),
-        "--allocate-node-cidrs", "true", "--cluster-cidr", POD_CIDR, "--node-cidr-mask-size", "24",
+        "--allocate-node-cidrs=true", "--cluster-cidr", POD_CIDR, "--node-cidr-mask-size", "24",
         "--service-cluster-ip-range", topology.service_cidr,
         "--controllers", "*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
     ])
@@ -209,7 +209,7 @@ def control_plane_components(topology: Topology, bins: dict[str, Path]) -> list[
         "--authentication-kubeconfig", kc["scheduler"],
         "--authorization-kubeconfig", kc["scheduler"],
         "--bind-address", "127.0.0.1",
-        "--leader-elect", "false",
+        "--leader-elect=false",
     ])
     return [etcd, apiserver, controller_manager, scheduler]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from clusters.local.topology import Node, Topology
 from clusters.phases import phase, say
 from clusters.provider import ClusterInfo, ClusterStatus, Provider, ProviderOptions
 from clusters.readiness import api_client, server_version, wait_ready
-from observation.waits import Observation, TerminalState, wait_for
+from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 MARKER = "cluster.json"  # in the state dir: this cluster was made by us, with these settings
 
@@ -26,6 +27,7 @@ class LocalProvider(Provider):
     def __init__(self, options: ProviderOptions) -> None:
         self.options = options
         self.version = options.k8s_version or build.DEFAULT_K8S_VERSION
+        self._children: dict[str, int] = {}
         build.validate_version(self.version)
         try:
             self.topology = Topology(options.name, options.node_count)
@@ -85,7 +87,12 @@ class LocalProvider(Provider):
         bins = self._binaries()
         archives = self._base_images(bins)
         try:
-            self._bring_up(bins, archives)
+            try:
+                self._bring_up(bins, archives)
+            except (TerminalState, WaitTimeout) as exc:
+                raise ClusterError(f"local cluster {self.topology.name} did not come up: {exc} "
+                                   f"(component logs: {self.topology.state_dir / 'logs'}; keep them with --keep)"
+                                   ) from exc
         except BaseException:
             if self.options.keep:
                 say("  --keep: leaving the half-made cluster in place; remove it with "
@@ -171,7 +178,7 @@ class LocalProvider(Provider):
             {"name": topo.name, "kubernetes_version": self.version, "node_count": topo.node_count}))
 
     def _start(self, node: Node, component: config.Component) -> None:
-        host.spawn(self.topology, node, component, self.topology.state_dir / "logs")
+        self._children[component.name] = host.spawn(self.topology, node, component, self.topology.state_dir / "logs")
 
     def _log_tail(self, component: str, lines: int = 3) -> str:
         log = self.topology.state_dir / "logs" / f"{component}.log"
@@ -179,8 +186,12 @@ class LocalProvider(Provider):
         return " | ".join(text[-lines:]) or "(no output)"
 
     def _alive(self, component: config.Component) -> None:
-        if not host.component_running(self.topology, component):
-            raise TerminalState(f"{component.name} exited: {self._log_tail(component.name)}")
+        """Stop a wait early when a component we started has exited (our child: waitpid tells at once)."""
+        pid = self._children[component.name]
+        exited, status = os.waitpid(pid, os.WNOHANG)
+        if exited:
+            raise TerminalState(f"{component.name} exited with status {os.waitstatus_to_exitcode(status)}: "
+                                f"{self._log_tail(component.name)}")
 
     def _bring_up(self, bins: dict[str, Path], archives: dict[str, tuple[str, Path]]) -> None:
         topo = self.topology
@@ -229,9 +240,9 @@ class LocalProvider(Provider):
     def _apiserver_ready(self, api: client.ApiClient, components: list[config.Component]) -> Observation[None]:
         for component in components:
             self._alive(component)
-        body, status, _ = api.call_api("/readyz", "GET", response_type="str", auth_settings=["BearerToken"],
-                                       _return_http_data_only=False, _request_timeout=5)
-        return Observation(status == 200, f"/readyz {status}: {str(body)[:200]}")
+        response = api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False,
+                                _return_http_data_only=True, _request_timeout=5)
+        return Observation(response.status == 200, f"/readyz {response.status}: {response.data[:200]!r}")
 
     def _node_registered(self, api: client.ApiClient, node: Node, kubelet: config.Component) -> Observation[None]:
         self._alive(kubelet)
