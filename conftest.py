@@ -66,8 +66,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def cluster_provider(pytestconfig: pytest.Config) -> tuple[Provider, ClusterInfo]:
+    # Bringing a cluster up takes a while: show its progress lines live instead of capturing them.
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
-        return acquire(pytestconfig.getoption("--cluster"), provider_options(pytestconfig), run_dir_from_env())
+        with capture.global_and_fixture_disabled():
+            return acquire(pytestconfig.getoption("--cluster"), provider_options(pytestconfig), run_dir_from_env())
     except ClusterError as exc:
         pytest.exit(f"dkc: error: {exc}", returncode=2)
 
