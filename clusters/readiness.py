@@ -9,6 +9,7 @@ from kubernetes.client.rest import ApiException
 
 from clusters.errors import ClusterError
 from clusters.phases import phase
+from observation.kube import deployment_available
 from observation.waits import Observation, wait_for
 
 
@@ -36,26 +37,6 @@ def _nodes_ready(api: client.ApiClient, expected: int) -> Observation[None]:
     return Observation(done, f"{len(nodes)}/{expected} nodes: {states}" if states else "no node registered")
 
 
-def _deployment_available(api: client.ApiClient, namespace: str, selector: str) -> Observation[None]:
-    deployments = client.AppsV1Api(api).list_namespaced_deployment(
-        namespace, label_selector=selector, _request_timeout=10).items
-    if not deployments:
-        return Observation(False, f"no Deployment matching {selector} in {namespace}")
-    seen = {d.metadata.name: f"{d.status.ready_replicas or 0}/{d.spec.replicas} ready" for d in deployments}
-    done = all((d.status.ready_replicas or 0) >= (d.spec.replicas or 1) for d in deployments)
-    if not done:
-        pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector, _request_timeout=10)
-        seen.update({p.metadata.name: _pod_state(p) for p in pods.items})
-    return Observation(done, str(seen))
-
-
-def _pod_state(pod: client.V1Pod) -> str:
-    for status in pod.status.container_statuses or []:
-        if status.state.waiting:
-            return f"{pod.status.phase}: {status.state.waiting.reason} {status.state.waiting.message or ''}".strip()
-    return pod.status.phase or "Unknown"
-
-
 def _service_account(api: client.ApiClient, namespace: str, name: str) -> Observation[None]:
     try:
         client.CoreV1Api(api).read_namespaced_service_account(name, namespace, _request_timeout=10)
@@ -71,7 +52,7 @@ def wait_ready(api: client.ApiClient, node_count: int, timeout: float = 180.0) -
     with phase("Waiting for nodes to be Ready"):
         wait_for("every node to be Ready", lambda: _nodes_ready(api, node_count), timeout)
     with phase("Waiting for CoreDNS"):
-        wait_for("CoreDNS to be available", lambda: _deployment_available(api, "kube-system", "k8s-app=kube-dns"),
+        wait_for("CoreDNS to be available", lambda: deployment_available(api, "kube-system", "k8s-app=kube-dns"),
                  timeout)
     with phase("Waiting for the default ServiceAccount"):
         wait_for("ServiceAccount default/default", lambda: _service_account(api, "default", "default"), timeout)

@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from observation.waits import TerminalState, WaitTimeout
+from observation.waits import Observation, TerminalState, WaitTimeout
 
 Verdict = Callable[[Any], bool]
 
@@ -98,3 +98,18 @@ def wait_job_finished(batch: client.BatchV1Api, namespace: str, name: str, timeo
     return watch_until(batch.list_namespaced_job, f"job {namespace}/{name} to finish",
                        lambda job: job_condition(job, "Complete") or job_condition(job, "Failed"), timeout,
                        describe=job_summary, namespace=namespace, field_selector=f"metadata.name={name}")
+
+
+def deployment_available(api: client.ApiClient, namespace: str, selector: str) -> Observation[None]:
+    """Whether every Deployment matching ``selector`` has all replicas ready; if not, why each pod is not."""
+    deployments = client.AppsV1Api(api).list_namespaced_deployment(
+        namespace, label_selector=selector, _request_timeout=10).items
+    if not deployments:
+        return Observation(False, f"no Deployment matching {selector} in {namespace}")
+    ready = {d.metadata.name: (d.status.ready_replicas or 0, d.spec.replicas or 0) for d in deployments}
+    done = all(have >= want for have, want in ready.values())
+    seen = ", ".join(f"{name} {have}/{want} ready" for name, (have, want) in ready.items())
+    if not done:
+        pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector, _request_timeout=10)
+        seen += "; pods: " + (" | ".join(pod_summary(p) for p in pods.items) or "none created")
+    return Observation(done, seen)
