@@ -1,0 +1,1 @@
+"""Bringing up a Dagster deployment on a cluster and talking to it once it is up."""

@@ -1,0 +1,281 @@
+"""The Kubernetes objects of a chart-shaped Dagster deployment, as plain dicts (no cluster needed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from deploy import settings as s
+from deploy.settings import CodeLocation, DeploymentSettings
+
+Manifest = dict[str, Any]
+DAGSTER_YAML = f"{s.DAGSTER_HOME}/dagster.yaml"
+WORKSPACE_DIR = "/dagster-workspace"
+
+
+def labels(component: str, **extra: str) -> dict[str, str]:
+    """The chart's labels, plus ours so that teardown and evidence collection find every object."""
+    return {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": s.RELEASE, "component": component,
+            s.MANAGED_LABEL: "dkc", **extra}
+
+
+def _meta(name: str, namespace: str, component: str, **extra: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": labels(component, **extra)}
+
+
+def run_launcher(cfg: DeploymentSettings) -> dict[str, Any]:
+    common = {
+        "instance_config_map": s.INSTANCE_CONFIG_MAP,
+        "dagster_home": s.DAGSTER_HOME,
+        "postgres_password_secret": s.POSTGRES_SECRET,
+        "load_incluster_config": True,
+        "job_namespace": cfg.namespace,
+        "image_pull_policy": cfg.image_pull_policy,
+        "service_account_name": s.SERVICE_ACCOUNT,
+        "env_config_maps": [s.PIPELINE_ENV_CONFIG_MAP],
+    }
+    if cfg.uses_celery:
+        return {"module": "dagster_celery_k8s", "class": "CeleryK8sRunLauncher",
+                "config": {**common, "broker": cfg.broker_url, "backend": cfg.backend_url}}
+    config = dict(common)
+    if cfg.run_k8s_config:
+        config["run_k8s_config"] = cfg.run_k8s_config
+    return {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}
+
+
+def instance_config(cfg: DeploymentSettings) -> dict[str, Any]:
+    """dagster.yaml: Postgres storage (password from the Secret via env), queued runs, the launcher."""
+    return {
+        "storage": {"postgres": {"postgres_db": {
+            "username": "dagster", "password": {"env": "DAGSTER_PG_PASSWORD"}, "hostname": s.POSTGRES,
+            "db_name": "dagster", "port": 5432}}},
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
+                            "config": {"dequeue_interval_seconds": cfg.dequeue_interval_seconds}},
+        "run_launcher": run_launcher(cfg),
+        "run_monitoring": {"enabled": cfg.run_monitoring, "start_timeout_seconds": 180,
+                           "poll_interval_seconds": cfg.run_monitoring_poll_interval_seconds,
+                           "max_resume_run_attempts": cfg.max_resume_run_attempts},
+        "run_retries": {"enabled": cfg.run_retries, "max_retries": cfg.max_retries},
+        "telemetry": {"enabled": False},
+    }
+
+
+def workspace_config(cfg: DeploymentSettings) -> dict[str, Any]:
+    return {"load_from": [{"grpc_server": {"host": loc.service, "port": s.GRPC_PORT, "location_name": loc.name}}
+                          for loc in cfg.code_locations]}
+
+
+def container_context(cfg: DeploymentSettings, location: CodeLocation) -> dict[str, Any]:
+    """What the chart passes as includeConfigInLaunchedRuns: runs and steps get the location's env."""
+    return {"k8s": {
+        "namespace": cfg.namespace,
+        "image_pull_policy": cfg.image_pull_policy,
+        "service_account_name": s.SERVICE_ACCOUNT,
+        "env_vars": [f"{k}={v}" for k, v in location.env],
+        "env_config_maps": [s.PIPELINE_ENV_CONFIG_MAP, *location.env_config_maps],
+        "env_secrets": list(location.env_secrets),
+    }}
+
+
+def _dagster_env() -> list[dict[str, Any]]:
+    return [
+        {"name": "DAGSTER_HOME", "value": s.DAGSTER_HOME},
+        {"name": "DAGSTER_PG_PASSWORD", "valueFrom": {"secretKeyRef": {
+            "name": s.POSTGRES_SECRET, "key": s.POSTGRES_PASSWORD_KEY}}},
+    ]
+
+
+def _instance_mount() -> dict[str, Any]:
+    # Only dagster.yaml: Dagster processes write under DAGSTER_HOME, which must stay writable.
+    return {"name": "dagster-instance", "mountPath": DAGSTER_YAML, "subPath": "dagster.yaml"}
+
+
+def _instance_volume() -> dict[str, Any]:
+    return {"name": "dagster-instance", "configMap": {"name": s.INSTANCE_CONFIG_MAP}}
+
+
+def _deployment(name: str, namespace: str, component: str, pod_spec: dict[str, Any], replicas: int = 1,
+                strategy: str = "RollingUpdate", **extra: str) -> Manifest:
+    selector = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": s.RELEASE, "component": component,
+                **extra}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, namespace, component, **extra),
+        "spec": {"replicas": replicas, "strategy": {"type": strategy}, "selector": {"matchLabels": selector},
+                 "template": {"metadata": {"labels": labels(component, **extra)}, "spec": pod_spec}},
+    }
+
+
+def _service(name: str, namespace: str, component: str, port: int, target: int, **extra: str) -> Manifest:
+    selector = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": s.RELEASE, "component": component,
+                **extra}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, component, **extra),
+            "spec": {"selector": selector, "ports": [{"name": "http", "port": port, "targetPort": target}]}}
+
+
+def _config_map(name: str, namespace: str, component: str, data: dict[str, str]) -> Manifest:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, component), "data": data}
+
+
+def foundation(cfg: DeploymentSettings) -> list[Manifest]:
+    """Namespace-level objects: service account and role, the Postgres secret, config maps."""
+    ns = cfg.namespace
+    rules = [
+        {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/log", "pods/status"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["events", "configmaps", "secrets", "services"],
+         "verbs": ["get", "list", "watch"]},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(s.SERVICE_ACCOUNT, ns, "rbac")},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(s.RELEASE, ns, "rbac"),
+         "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(s.RELEASE, ns, "rbac"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": s.RELEASE},
+         "subjects": [{"kind": "ServiceAccount", "name": s.SERVICE_ACCOUNT, "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(s.POSTGRES_SECRET, ns, "postgresql"),
+         "type": "Opaque", "stringData": {s.POSTGRES_PASSWORD_KEY: cfg.postgres_password}},
+        _config_map(s.INSTANCE_CONFIG_MAP, ns, "instance",
+                    {"dagster.yaml": yaml.safe_dump(instance_config(cfg), sort_keys=False)}),
+        _config_map(s.WORKSPACE_CONFIG_MAP, ns, "workspace",
+                    {"workspace.yaml": yaml.safe_dump(workspace_config(cfg), sort_keys=False)}),
+        _config_map(s.PIPELINE_ENV_CONFIG_MAP, ns, "pipeline-env", {"DAGSTER_HOME": s.DAGSTER_HOME}),
+    ]
+
+
+def postgres(cfg: DeploymentSettings) -> list[Manifest]:
+    pod = {"containers": [{
+        "name": "postgresql", "image": cfg.images.postgres, "imagePullPolicy": cfg.image_pull_policy,
+        "env": [{"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {
+                    "name": s.POSTGRES_SECRET, "key": s.POSTGRES_PASSWORD_KEY}}},
+                {"name": "POSTGRES_USER", "value": "dagster"}, {"name": "POSTGRES_DB", "value": "dagster"}],
+        "ports": [{"containerPort": 5432}],
+        "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 2},
+    }]}
+    return [_deployment(s.POSTGRES, cfg.namespace, "postgresql", pod, strategy="Recreate"),
+            _service(s.POSTGRES, cfg.namespace, "postgresql", 5432, 5432)]
+
+
+def broker(cfg: DeploymentSettings) -> list[Manifest]:
+    if not cfg.uses_celery:
+        return []
+    pod = {"containers": [{"name": "redis", "image": cfg.images.broker, "imagePullPolicy": cfg.image_pull_policy,
+                           "ports": [{"containerPort": 6379}],
+                           "readinessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 2}}]}
+    return [_deployment(s.BROKER, cfg.namespace, "redis", pod, strategy="Recreate"),
+            _service(s.BROKER, cfg.namespace, "redis", 6379, 6379)]
+
+
+def code_location(cfg: DeploymentSettings, location: CodeLocation) -> list[Manifest]:
+    """A user-code Deployment + Service, like the chart's dagster-user-deployments."""
+    env = [
+        *_dagster_env(),
+        {"name": "DAGSTER_CURRENT_IMAGE", "value": location.image},
+        {"name": "DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT", "value": json.dumps(container_context(cfg, location))},
+        *({"name": k, "value": v} for k, v in location.env),
+    ]
+    env_from = [{"configMapRef": {"name": c}} for c in (s.PIPELINE_ENV_CONFIG_MAP, *location.env_config_maps)]
+    env_from += [{"secretRef": {"name": name}} for name in location.env_secrets]
+    pod = {
+        "serviceAccountName": s.SERVICE_ACCOUNT,
+        "containers": [{
+            "name": "dagster-user-deployments", "image": location.image, "imagePullPolicy": cfg.image_pull_policy,
+            "command": ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(s.GRPC_PORT),
+                        "-f", location.python_file],
+            "env": env, "envFrom": env_from,
+            "ports": [{"containerPort": s.GRPC_PORT}],
+            "volumeMounts": [_instance_mount()],
+            # The health check imports Dagster (~1 s) before it even connects: a 1 s timeout never passes.
+            "readinessProbe": {"exec": {"command": ["dagster", "api", "grpc-health-check", "-p", str(s.GRPC_PORT)]},
+                               "periodSeconds": 5, "timeoutSeconds": 10, "failureThreshold": 3},
+        }],
+        "volumes": [_instance_volume()],
+    }
+    extra = {"deployment": location.name}
+    return [
+        _deployment(location.service, cfg.namespace, "user-deployments", pod, **extra),
+        {**_service(location.service, cfg.namespace, "user-deployments", s.GRPC_PORT, s.GRPC_PORT, **extra)},
+    ]
+
+
+def _workspace_mount() -> dict[str, Any]:
+    return {"name": "dagster-workspace-yaml", "mountPath": WORKSPACE_DIR}
+
+
+def _workspace_volume() -> dict[str, Any]:
+    return {"name": "dagster-workspace-yaml", "configMap": {"name": s.WORKSPACE_CONFIG_MAP}}
+
+
+def webserver(cfg: DeploymentSettings) -> list[Manifest]:
+    pod = {
+        "serviceAccountName": s.SERVICE_ACCOUNT,
+        "containers": [{
+            "name": "dagster-webserver", "image": cfg.images.dagster, "imagePullPolicy": cfg.image_pull_policy,
+            "command": ["dagster-webserver", "-h", "0.0.0.0", "-p", str(s.WEBSERVER_PORT),
+                        "-w", f"{WORKSPACE_DIR}/workspace.yaml"],
+            "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": s.PIPELINE_ENV_CONFIG_MAP}}],
+            "ports": [{"containerPort": s.WEBSERVER_PORT}],
+            "volumeMounts": [_instance_mount(), _workspace_mount()],
+            "readinessProbe": {"httpGet": {"path": "/server_info", "port": s.WEBSERVER_PORT},
+                               "periodSeconds": 3, "timeoutSeconds": 3, "failureThreshold": 3},
+        }],
+        "volumes": [_instance_volume(), _workspace_volume()],
+    }
+    return [_deployment(s.WEBSERVER, cfg.namespace, "dagster-webserver", pod, replicas=cfg.webserver_replicas),
+            _service(s.WEBSERVER, cfg.namespace, "dagster-webserver", s.WEBSERVER_PORT, s.WEBSERVER_PORT)]
+
+
+def daemon(cfg: DeploymentSettings) -> list[Manifest]:
+    pod = {
+        "serviceAccountName": s.SERVICE_ACCOUNT,
+        "containers": [{
+            "name": "dagster-daemon", "image": cfg.images.dagster, "imagePullPolicy": cfg.image_pull_policy,
+            "command": ["dagster-daemon", "run", "-w", f"{WORKSPACE_DIR}/workspace.yaml"],
+            "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": s.PIPELINE_ENV_CONFIG_MAP}}],
+            "volumeMounts": [_instance_mount(), _workspace_mount()],
+            "livenessProbe": {"exec": {"command": ["dagster-daemon", "liveness-check"]},
+                              "initialDelaySeconds": 240, "periodSeconds": 20, "timeoutSeconds": 15,
+                              "failureThreshold": 3},
+        }],
+        "volumes": [_instance_volume(), _workspace_volume()],
+    }
+    # One daemon at a time: Recreate never runs the old and the new side by side.
+    return [_deployment(s.DAEMON, cfg.namespace, "dagster-daemon", pod, strategy="Recreate")]
+
+
+def celery_config(cfg: DeploymentSettings) -> dict[str, Any]:
+    return {"execution": {"celery": {"broker": cfg.broker_url, "backend": cfg.backend_url}}}
+
+
+def celery_workers(cfg: DeploymentSettings) -> list[Manifest]:
+    if not cfg.uses_celery:
+        return []
+    pod = {
+        "serviceAccountName": s.SERVICE_ACCOUNT,
+        "containers": [{
+            "name": "dagster-celery", "image": cfg.images.dagster, "imagePullPolicy": cfg.image_pull_policy,
+            "command": ["dagster-celery", "worker", "start", "-A", "dagster_celery_k8s.app",
+                        "-y", "/opt/dagster/celery/celery.yaml", "-q", s.CELERY_QUEUE,
+                        "--", f"--concurrency={cfg.celery_worker_concurrency}"],
+            "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": s.PIPELINE_ENV_CONFIG_MAP}}],
+            "volumeMounts": [_instance_mount(), {"name": "celery-config", "mountPath": "/opt/dagster/celery"}],
+        }],
+        "volumes": [_instance_volume(), {"name": "celery-config", "configMap": {"name": s.CELERY_CONFIG_MAP}}],
+    }
+    return [
+        _config_map(s.CELERY_CONFIG_MAP, cfg.namespace, "celery",
+                    {"celery.yaml": yaml.safe_dump(celery_config(cfg), sort_keys=False)}),
+        _deployment(s.CELERY_WORKERS, cfg.namespace, "celery", pod, replicas=cfg.celery_worker_replicas),
+    ]
+
+
+def all_manifests(cfg: DeploymentSettings) -> dict[str, list[Manifest]]:
+    """Every object, grouped in bring-up order: storage first, then code, then the control plane."""
+    groups = {"foundation": foundation(cfg), "postgresql": postgres(cfg), "broker": broker(cfg)}
+    for location in cfg.code_locations:
+        groups[f"code location {location.name}"] = code_location(cfg, location)
+    groups["webserver"] = webserver(cfg)
+    groups["daemon"] = daemon(cfg)
+    groups["celery workers"] = celery_workers(cfg)
+    return {name: docs for name, docs in groups.items() if docs}

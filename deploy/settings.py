@@ -1,0 +1,100 @@
+"""What a Dagster deployment is made of: one description shared by deploying and by the suites.
+
+Names and labels mirror the official Helm chart (release ``dagster``), so chaos selectors and
+lookups are the ones a user would write against a chart-installed Dagster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+COMBINATIONS = ("k8s-multiprocess", "k8s-job", "celery-k8s")
+RELEASE = "dagster"
+DAGSTER_HOME = "/opt/dagster/dagster_home"
+GRPC_PORT = 3030
+WEBSERVER_PORT = 80
+MANAGED_LABEL = "dkc.dagster.io/managed-by"
+
+# Object names, as the chart names them for release "dagster".
+WEBSERVER = f"{RELEASE}-dagster-webserver"
+DAEMON = f"{RELEASE}-daemon"
+INSTANCE_CONFIG_MAP = f"{RELEASE}-instance"
+WORKSPACE_CONFIG_MAP = f"{RELEASE}-workspace-yaml"
+PIPELINE_ENV_CONFIG_MAP = f"{RELEASE}-pipeline-env"
+POSTGRES = f"{RELEASE}-postgresql"
+POSTGRES_SECRET = f"{RELEASE}-postgresql-secret"
+POSTGRES_PASSWORD_KEY = "postgresql-password"
+BROKER = f"{RELEASE}-redis"
+CELERY_WORKERS = f"{RELEASE}-celery-workers"
+CELERY_CONFIG_MAP = f"{RELEASE}-celery-config"
+SERVICE_ACCOUNT = RELEASE
+CELERY_QUEUE = "dagster"
+
+
+def validate_combination(name: str) -> str:
+    if name not in COMBINATIONS:
+        raise ValueError(f"unknown combination {name!r}: choose one of {', '.join(COMBINATIONS)}")
+    return name
+
+
+@dataclass(frozen=True)
+class CodeLocation:
+    """A code location server: its image, the file it loads, and what it passes to launched runs."""
+
+    name: str
+    image: str
+    python_file: str
+    env: tuple[tuple[str, str], ...] = ()
+    env_config_maps: tuple[str, ...] = ()
+    env_secrets: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str:
+        return f"{RELEASE}-dagster-user-deployments-{self.name}"
+
+
+@dataclass(frozen=True)
+class Images:
+    dagster: str
+    postgres: str
+    broker: str | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Everything that decides what gets deployed for one launcher/executor combination."""
+
+    combination: str
+    namespace: str
+    images: Images
+    code_locations: tuple[CodeLocation, ...]
+    webserver_replicas: int = 1
+    celery_worker_replicas: int = 2
+    celery_worker_concurrency: int = 1
+    dequeue_interval_seconds: int = 1
+    run_monitoring: bool = True
+    run_monitoring_poll_interval_seconds: int = 5
+    max_resume_run_attempts: int = 0
+    run_retries: bool = True
+    max_retries: int = 0
+    image_pull_policy: str = "Never"  # images are loaded into the nodes, never pulled
+    run_k8s_config: dict[str, Any] = field(default_factory=dict)
+    postgres_password: str = ""
+
+    def __post_init__(self) -> None:
+        validate_combination(self.combination)
+        if self.uses_celery and not self.images.broker:
+            raise ValueError("the celery-k8s combination needs a broker image")
+
+    @property
+    def uses_celery(self) -> bool:
+        return self.combination == "celery-k8s"
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://{BROKER}:6379/0"
+
+    @property
+    def backend_url(self) -> str:
+        return f"redis://{BROKER}:6379/1"

@@ -1,0 +1,95 @@
+"""Self-tests: the deployment mirrors the chart's shape, per launcher/executor combination."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from deploy import manifests
+from deploy import settings as s
+from deploy.settings import CodeLocation, DeploymentSettings, Images
+
+LOCATION = CodeLocation(name="alpha", image="docker.io/local/alpha:1", python_file="/opt/dagster/app/alpha/d.py",
+                        env=(("PLAIN", "x"),), env_config_maps=("cm",), env_secrets=("sec",))
+
+
+def make(combination: str, **overrides) -> DeploymentSettings:
+    images = Images(dagster="docker.io/local/dagster:1", postgres="docker.io/local/postgres:1",
+                    broker="docker.io/local/redis:1")
+    return DeploymentSettings(combination=combination, namespace="ns", images=images, code_locations=(LOCATION,),
+                              postgres_password="p4ss-w0rd", **overrides)
+
+
+def by_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def everything(cfg: DeploymentSettings) -> list[dict]:
+    return [d for group in manifests.all_manifests(cfg).values() for d in group]
+
+
+@pytest.mark.parametrize(("combination", "launcher"), [
+    ("k8s-multiprocess", "K8sRunLauncher"), ("k8s-job", "K8sRunLauncher"), ("celery-k8s", "CeleryK8sRunLauncher")])
+def test_instance_uses_the_combinations_run_launcher(combination: str, launcher: str) -> None:
+    instance = manifests.instance_config(make(combination))
+    assert instance["run_launcher"]["class"] == launcher
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert instance["run_launcher"]["config"]["job_namespace"] == "ns"
+
+
+def test_celery_brings_a_broker_and_workers_others_do_not() -> None:
+    celery = everything(make("celery-k8s", celery_worker_replicas=3, celery_worker_concurrency=2))
+    workers = next(d for d in by_kind(celery, "Deployment") if d["metadata"]["name"] == s.CELERY_WORKERS)
+    assert workers["spec"]["replicas"] == 3
+    assert "--concurrency=2" in workers["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert any(d["metadata"]["name"] == s.BROKER for d in by_kind(celery, "Deployment"))
+    plain = everything(make("k8s-job"))
+    assert not any(d["metadata"]["name"] in (s.BROKER, s.CELERY_WORKERS) for d in plain)
+
+
+def test_components_carry_the_charts_labels() -> None:
+    docs = by_kind(everything(make("k8s-job", webserver_replicas=2)), "Deployment")
+    components = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["component"] for d in docs}
+    assert components[s.WEBSERVER] == "dagster-webserver"
+    assert components[s.DAEMON] == "dagster-daemon"
+    user = next(d for d in docs if d["metadata"]["name"] == LOCATION.service)
+    assert user["spec"]["template"]["metadata"]["labels"]["deployment"] == "alpha"
+    webserver = next(d for d in docs if d["metadata"]["name"] == s.WEBSERVER)
+    assert webserver["spec"]["replicas"] == 2
+    daemon = next(d for d in docs if d["metadata"]["name"] == s.DAEMON)
+    assert daemon["spec"]["strategy"]["type"] == "Recreate" and daemon["spec"]["replicas"] == 1
+
+
+def test_code_location_passes_its_container_context_and_image() -> None:
+    deployment = manifests.code_location(make("k8s-job"), LOCATION)[0]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DAGSTER_CURRENT_IMAGE"] == LOCATION.image
+    context = json.loads(env["DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT"])["k8s"]
+    assert context["env_vars"] == ["PLAIN=x"]
+    assert "cm" in context["env_config_maps"] and context["env_secrets"] == ["sec"]
+    assert container["readinessProbe"]["timeoutSeconds"] > 1, "the gRPC health check needs more than 1 s"
+
+
+def test_the_postgres_password_is_only_in_its_secret() -> None:
+    cfg = make("celery-k8s")
+    for doc in everything(cfg):
+        if doc["kind"] == "Secret":
+            continue
+        assert cfg.postgres_password not in yaml.safe_dump(doc), f"{doc['kind']}/{doc['metadata']['name']} has it"
+
+
+def test_instance_config_map_mounts_only_dagster_yaml() -> None:
+    for doc in by_kind(everything(make("celery-k8s")), "Deployment"):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] == "dagster-instance":
+                    assert mount.get("subPath") == "dagster.yaml", "DAGSTER_HOME must stay writable"
+
+
+def test_unknown_combination_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown combination 'k8s-celery'"):
+        make("k8s-celery")
