@@ -15,6 +15,8 @@ from clusters import PROVIDERS, ClusterError, ClusterInfo, Provider, ProviderOpt
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.readiness import api_client
 from clusters.session import RUN_DIR_ENV, acquire, release, run_dir_from_env
+from deploy.settings import COMBINATIONS
+from workloads.dagster_images import DAGSTER_VERSION
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,6 +28,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k8s-version", default=None, help="Kubernetes version for local/kind, e.g. v1.34.4")
     group.addoption("--nodes", type=int, default=1, help="node count (default: 1)")
     group.addoption("--keep", action="store_true", help="keep the cluster and test namespaces for debugging")
+    group.addoption("--dagster-version", default=DAGSTER_VERSION,
+                    help="Dagster release to deploy (default: %(default)s)")
+    group.addoption("--combination", action="append", choices=COMBINATIONS, default=[],
+                    help="launcher/executor combination to test (repeatable; default: all)")
 
 
 def provider_options(config: pytest.Config) -> ProviderOptions:

@@ -66,11 +66,23 @@ def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def write_layer_from_dir(rootfs: Path, out: Path) -> None:
-    """Tar a root filesystem directory as one layer (paths relative to /, owners kept)."""
+def _keep_mtime(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Whole seconds fit the ustar header; a fraction would add a PAX header block to every file.
+    info.mtime = int(info.mtime)
+    info.uname = info.gname = ""
+    return info
+
+
+def write_layer_from_dir(rootfs: Path, out: Path, keep_mtime: bool = False) -> None:
+    """Tar a root filesystem directory as one layer (paths relative to /, owners kept).
+
+    ``keep_mtime`` keeps the files' modification times. A root filesystem with Python in it needs
+    them: a .pyc records its source's mtime, and with every mtime reset to 0 each of them is stale,
+    so every container start recompiles every module it imports (dagster: 6 s instead of 3 s).
+    """
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(os.listdir(rootfs)):
-            tar.add(rootfs / entry, arcname=entry, recursive=True, filter=_reset)
+            tar.add(rootfs / entry, arcname=entry, recursive=True, filter=_keep_mtime if keep_mtime else _reset)
 
 
 def write_layer_from_files(
@@ -161,7 +173,19 @@ def write_archive(spec: ImageSpec, layers: Path | Sequence[Path], out: Path) -> 
     }, sort_keys=True).encode()
 
     partial = out.with_name(out.name + ".partial")
-    with tarfile.open(partial, "w") as tar:
+    try:
+        _write_layout(partial, layer_paths, digests, index, (config_digest, config), (manifest_digest, manifest))
+        partial.rename(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out
+
+
+def _write_layout(
+    path: Path, layer_paths: list[Path], digests: list[tuple[str, int]], index: bytes,
+    config: tuple[str, bytes], manifest: tuple[str, bytes],
+) -> None:
+    with tarfile.open(path, "w") as tar:
         def add_bytes(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -169,15 +193,13 @@ def write_archive(spec: ImageSpec, layers: Path | Sequence[Path], out: Path) -> 
 
         add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         add_bytes("index.json", index)
-        add_bytes(f"blobs/sha256/{config_digest[7:]}", config)
-        add_bytes(f"blobs/sha256/{manifest_digest[7:]}", manifest)
+        for digest, data in (config, manifest):
+            add_bytes(f"blobs/sha256/{digest[7:]}", data)
         stored: set[str] = set()
-        for layer, (digest, _) in zip(layer_paths, digests):
+        for layer, (digest, _) in zip(layer_paths, digests, strict=True):
             if digest not in stored:  # the same layer twice is one blob
                 tar.add(layer, arcname=f"blobs/sha256/{digest[7:]}")
                 stored.add(digest)
-    partial.rename(out)
-    return out
 
 
 def cached_image(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
+from deploy.bringup import Deployment, deploy, existing_password, teardown
+from deploy.images import LoadImage, build_and_load, code_locations
+from deploy.settings import COMBINATIONS, DeploymentSettings
 from observation.kube import watch_until
 
 SUITE_LABEL = "dkc.dagster.io/suite"
@@ -27,3 +31,69 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
     finally:
         if not request.config.getoption("--keep"):
             core.delete_namespace(name, propagation_policy="Foreground")
+
+
+class DeploymentPool:
+    """Deploys each launcher/executor combination once per session (per xdist worker), on first use."""
+
+    def __init__(self, api: client.ApiClient, load: LoadImage, dagster_version: str, keep: bool) -> None:
+        self.api, self.load, self.dagster_version, self.keep = api, load, dagster_version, keep
+        self.deployed: dict[str, Deployment] = {}
+
+    def get(self, combination: str) -> Deployment:
+        if combination not in self.deployed:
+            self.deployed[combination] = self._deploy(combination)
+        return self.deployed[combination]
+
+    def _deploy(self, combination: str) -> Deployment:
+        celery = combination == "celery-k8s"
+        image_set, locations = build_and_load(self.load, self.dagster_version, celery=celery)
+        namespace = f"dkc-{combination}"
+        cfg = DeploymentSettings(
+            combination=combination, namespace=namespace, images=image_set,
+            code_locations=code_locations(locations),
+            postgres_password=existing_password(self.api, namespace) or secrets.token_urlsafe(18),
+        )
+        return deploy(self.api, cfg, keep=self.keep)
+
+    def close(self) -> None:
+        if self.keep:
+            return
+        for deployment in self.deployed.values():
+            teardown(self.api, deployment.namespace)
+
+
+@pytest.fixture(scope="session")
+def deployments(kube: client.ApiClient, load_image: LoadImage, pytestconfig: pytest.Config) -> Iterator[DeploymentPool]:
+    pool = DeploymentPool(kube, load_image, pytestconfig.getoption("--dagster-version"),
+                          pytestconfig.getoption("--keep"))
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    try:
+        yield pool
+    finally:
+        with capture.global_and_fixture_disabled():
+            pool.close()
+
+
+def selected_combinations(config: pytest.Config) -> list[str]:
+    return config.getoption("--combination") or list(COMBINATIONS)
+
+
+@pytest.fixture(scope="module", params=COMBINATIONS)
+def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Deployment:
+    """A ready Dagster deployment of one launcher/executor combination (deployed on first use)."""
+    combination = request.param
+    if combination not in selected_combinations(request.config):
+        pytest.skip(f"combination {combination} not selected (--combination)")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        return deployments.get(combination)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its combination, and group it by combination for `--dist loadgroup`."""
+    for item in items:
+        combination = getattr(getattr(item, "callspec", None), "params", {}).get("dagster")
+        if combination:
+            item.add_marker(getattr(pytest.mark, combination.replace("-", "_")))
+            item.add_marker(pytest.mark.xdist_group(combination))

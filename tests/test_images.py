@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from clusters import images
 
@@ -40,3 +43,81 @@ def test_archive_is_an_oci_layout_with_matching_digests(tmp_path: Path) -> None:
     with tarfile.open(layer) as tar:
         link = tar.getmember("bin/alias")
     assert link.issym() and link.linkname == "tool"
+
+
+def _blobs(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_several_layers_are_stored_bottom_first_with_matching_diff_ids(tmp_path: Path) -> None:
+    base, code = tmp_path / "base.tar", tmp_path / "code.tar"
+    images.write_layer_from_files([("/opt/app/base.txt", b"base\n", 0o644)], base)
+    images.write_layer_from_files([("/opt/app/loc/defs.py", b"x = 1\n", 0o644)], code)
+    spec = images.ImageSpec(name="local/loc:1")
+    blobs = _blobs(images.write_archive(spec, [base, code], tmp_path / "loc.tar"))
+
+    index = json.loads(blobs["index.json"])
+    manifest = json.loads(blobs[f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"])
+    config = json.loads(blobs[f"blobs/sha256/{manifest['config']['digest'][7:]}"])
+    expected = ["sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest() for layer in (base, code)]
+    assert expected[0] != expected[1]
+    assert [layer["digest"] for layer in manifest["layers"]] == expected
+    assert config["rootfs"]["diff_ids"] == expected
+    assert [layer["size"] for layer in manifest["layers"]] == [base.stat().st_size, code.stat().st_size]
+    for digest in expected:
+        assert hashlib.sha256(blobs[f"blobs/sha256/{digest[7:]}"]).hexdigest() == digest[7:]
+    assert not (tmp_path / "loc.tar.partial").exists()
+
+
+def test_a_layer_used_twice_is_one_blob(tmp_path: Path) -> None:
+    layer = tmp_path / "layer.tar"
+    images.write_layer_from_files([("/a", b"a", 0o644)], layer)
+    archive = images.write_archive(images.ImageSpec(name="local/twice:1"), [layer, layer], tmp_path / "twice.tar")
+    with tarfile.open(archive) as tar:
+        names = [m.name for m in tar.getmembers()]
+    assert len(names) == len(set(names)) == 5  # oci-layout, index, config, manifest, one layer blob
+
+
+def test_cached_image_stacks_base_layers_and_keys_on_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DKC_CACHE_DIR", str(tmp_path / "cache"))
+    base_a, base_b = tmp_path / "base-aaa.tar", tmp_path / "base-bbb.tar"
+    images.write_layer_from_files([("/base", b"a", 0o644)], base_a)
+    images.write_layer_from_files([("/base", b"b", 0o644)], base_b)
+    spec = images.ImageSpec(name="local/stacked:1")
+    calls: list[Path] = []
+
+    def top(out: Path) -> None:
+        calls.append(out)
+        images.write_layer_from_files([("/top", b"t", 0o644)], out)
+
+    first = images.cached_image(spec, ["code-1"], top, base_layers=[base_a])
+    assert images.cached_image(spec, ["code-1"], top, base_layers=[base_a]) == first
+    assert len(calls) == 1  # the second call came from the cache
+    assert images.cached_image(spec, ["code-1"], top, base_layers=[base_b]) != first
+    assert images.cached_image(spec, ["code-2"], top, base_layers=[base_a]) != first
+    only_base = images.cached_image(spec, [], base_layers=[base_a])
+
+    manifest_layers = []
+    for archive in (first, only_base):
+        blobs = _blobs(archive)
+        index = json.loads(blobs["index.json"])
+        manifest_layers.append(json.loads(blobs[f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"])["layers"])
+    assert len(manifest_layers[0]) == 2 and len(manifest_layers[1]) == 1
+    assert manifest_layers[0][0] == manifest_layers[1][0]  # the shared base is the same blob
+    assert not list((tmp_path / "cache" / "images").glob("*.layer"))
+
+
+def test_root_filesystem_layers_can_keep_whole_second_mtimes(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "mod.py").write_text("x = 1\n")
+    os.utime(root / "lib" / "mod.py", (1_700_000_000.75, 1_700_000_000.75))
+    kept, reset = tmp_path / "kept.tar", tmp_path / "reset.tar"
+    images.write_layer_from_dir(root, kept, keep_mtime=True)
+    images.write_layer_from_dir(root, reset)
+    with tarfile.open(kept) as tar:
+        member = tar.getmember("lib/mod.py")
+        assert member.mtime == 1_700_000_000 and not member.pax_headers  # no PAX block per file
+    with tarfile.open(reset) as tar:
+        assert tar.getmember("lib/mod.py").mtime == 0

@@ -1,0 +1,153 @@
+"""Deploy a chart-shaped Dagster into its own namespace as ordered steps with readiness gates.
+
+Storage first (Postgres, the broker), then the code locations, then the webserver, the daemon and
+the Celery workers. Each gate waits with a deadline and, on timeout, names the pod that is not
+ready and why. Any failure (or Ctrl-C) deletes the namespace unless ``keep``.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from functools import cached_property
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from clusters import manifests as kube_manifests
+from clusters.phases import phase
+from deploy import manifests, settings
+from deploy.graphql import DagsterWebserver
+from deploy.settings import DeploymentSettings
+from observation.kube import deployment_available
+from observation.waits import Observation, wait_for
+
+READY_TIMEOUT = 300.0
+
+
+@dataclass
+class Deployment:
+    """A Dagster deployment the suites talk to: where it is, what it is made of, and clients for it."""
+
+    settings: DeploymentSettings
+    api: client.ApiClient
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @cached_property
+    def webserver(self) -> DagsterWebserver:
+        """GraphQL to the webserver Service through the apiserver's proxy, as the suite's identity."""
+        return DagsterWebserver.through_service_proxy(self.api, self.namespace, settings.WEBSERVER,
+                                                      settings.WEBSERVER_PORT)
+
+
+def _selector(component: str, **extra: str) -> str:
+    pairs = {"app.kubernetes.io/instance": settings.RELEASE, "component": component, **extra}
+    return ",".join(f"{k}={v}" for k, v in pairs.items())
+
+
+def _gate(api: client.ApiClient, namespace: str, what: str, selector: str, timeout: float = READY_TIMEOUT) -> None:
+    wait_for(f"{what} to be ready in {namespace}", lambda: deployment_available(api, namespace, selector), timeout)
+
+
+def create_namespace(api: client.ApiClient, cfg: DeploymentSettings) -> None:
+    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=cfg.namespace, labels={
+        settings.MANAGED_LABEL: "dkc", "dkc.dagster.io/combination": cfg.combination}))
+    try:
+        client.CoreV1Api(api).create_namespace(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    wait_for(f"ServiceAccount {cfg.namespace}/default", lambda: _has_default_sa(api, cfg.namespace), 60)
+
+
+def _has_default_sa(api: client.ApiClient, namespace: str) -> Observation[None]:
+    names = [sa.metadata.name for sa in client.CoreV1Api(api).list_namespaced_service_account(namespace).items]
+    return Observation("default" in names, f"service accounts: {names}")
+
+
+def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -> Deployment:
+    """Bring the deployment up and wait until every component is ready."""
+    groups = manifests.all_manifests(cfg)
+    try:
+        with phase(f"Creating namespace {cfg.namespace} ({cfg.combination})"):
+            create_namespace(api, cfg)
+            kube_manifests.apply(api, groups["foundation"], namespace=cfg.namespace)
+        with phase("Starting PostgreSQL" + (" and the Celery broker" if cfg.uses_celery else "")):
+            kube_manifests.apply(api, groups["postgresql"] + groups.get("broker", []), namespace=cfg.namespace)
+            _gate(api, cfg.namespace, "PostgreSQL", _selector("postgresql"))
+            if cfg.uses_celery:
+                _gate(api, cfg.namespace, "the Celery broker", _selector("redis"))
+        for location in cfg.code_locations:
+            with phase(f"Starting code location {location.name} ({location.image})"):
+                kube_manifests.apply(api, groups[f"code location {location.name}"], namespace=cfg.namespace)
+        for location in cfg.code_locations:
+            with phase(f"Waiting for code location {location.name}"):
+                _gate(api, cfg.namespace, f"code location {location.name}",
+                      _selector("user-deployments", deployment=location.name))
+        with phase(f"Starting the webserver ({cfg.webserver_replicas} replica(s)), the daemon"
+                   + (f" and {cfg.celery_worker_replicas} Celery worker(s)" if cfg.uses_celery else "")):
+            control_plane = groups["webserver"] + groups["daemon"] + groups.get("celery workers", [])
+            kube_manifests.apply(api, control_plane, namespace=cfg.namespace)
+            _gate(api, cfg.namespace, "the webserver", _selector("dagster-webserver"))
+            _gate(api, cfg.namespace, "the daemon", _selector("dagster-daemon"))
+            if cfg.uses_celery:
+                _gate(api, cfg.namespace, "the Celery workers", _selector("celery"))
+        deployment = Deployment(settings=cfg, api=api)
+        with phase("Waiting for GraphQL and the code locations to load"):
+            deployment.webserver.wait_until_answering(READY_TIMEOUT)
+            for location in cfg.code_locations:
+                deployment.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT)
+    except BaseException:
+        if not keep:
+            teardown(api, cfg.namespace)
+        raise
+    return deployment
+
+
+def teardown(api: client.ApiClient, namespace: str, timeout: float = 120.0) -> None:
+    """Delete the namespace and wait until it is gone, so the next deployment starts clean."""
+    core = client.CoreV1Api(api)
+    with phase(f"Deleting namespace {namespace}"):
+        try:
+            core.delete_namespace(namespace, propagation_policy="Background", grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        wait_for(f"namespace {namespace} to be deleted", lambda: _namespace_gone(core, namespace), timeout)
+
+
+def _namespace_gone(core: client.CoreV1Api, namespace: str) -> Observation[None]:
+    try:
+        found = core.read_namespace(namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return Observation(True, "gone")
+        raise
+    return Observation(False, f"phase {found.status.phase}")
+
+
+def existing_password(api: client.ApiClient, namespace: str) -> str | None:
+    """The Postgres password of a deployment kept from an earlier run (its database already uses it)."""
+    try:
+        secret = client.CoreV1Api(api).read_namespaced_secret(settings.POSTGRES_SECRET, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return base64.b64decode(secret.data[settings.POSTGRES_PASSWORD_KEY]).decode()

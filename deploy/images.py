@@ -1,0 +1,48 @@
+"""The images a deployment runs, built from Debian and PyPI packages and loaded into the cluster."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from clusters.cache import cache_root
+from deploy.settings import CodeLocation, Images
+from workloads import dagster_images
+
+WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent / "workloads" / "locations" / "conformance"
+# Two locations with different code, so each gets its own image (C11: runs never mix them up).
+LOCATION_NAMES = ("alpha", "beta")
+
+LoadImage = Callable[[str, Path], str]
+
+
+def location_source(name: str) -> Path:
+    """The sample code location's files plus ``location.txt`` naming this copy (so the images differ)."""
+    staged = cache_root() / "locations" / name
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(WORKLOAD_SOURCE, staged, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (staged / "location.txt").write_text(name + "\n")
+    return staged
+
+
+def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple[Images, list[tuple[str, str]]]:
+    """Build (or take from the cache) and load every image; returns the images and (location, image) pairs."""
+    dagster_images.check_dagster_version(dagster_version)
+    dagster = load(*dagster_images.dagster_image(dagster_version))
+    postgres = load(*dagster_images.postgres_image())
+    broker = load(*dagster_images.redis_image()) if celery else None
+    locations = [(name, load(*dagster_images.code_location_image(name, location_source(name), dagster_version)))
+                 for name in LOCATION_NAMES]
+    return Images(dagster=dagster, postgres=postgres, broker=broker), locations
+
+
+def code_locations(
+    locations: list[tuple[str, str]], env: tuple[tuple[str, str], ...] = (),
+    env_config_maps: tuple[str, ...] = (), env_secrets: tuple[str, ...] = (),
+) -> tuple[CodeLocation, ...]:
+    return tuple(
+        CodeLocation(name=name, image=image,
+                     python_file=f"{dagster_images.DAGSTER_APP}/{name}/definitions.py",
+                     env=env, env_config_maps=env_config_maps, env_secrets=env_secrets)
+        for name, image in locations)

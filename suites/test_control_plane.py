@@ -1,0 +1,50 @@
+"""C1 and C2, first cut: the control plane is chart-shaped and a run launched over GraphQL becomes a
+Kubernetes Job `dagster-run-<run_id>` that reaches Complete while Dagster reports SUCCESS."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from deploy import settings
+from deploy.bringup import Deployment
+from observation.kube import job_condition, job_summary, wait_job_finished
+
+pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
+
+# The sample job each combination runs: its executor must match the run launcher.
+PING_JOB = {"k8s-multiprocess": "ping_multiprocess", "k8s-job": "ping_k8s", "celery-k8s": "ping_celery"}
+RUN_TIMEOUT = 240
+
+
+@pytest.mark.c1
+def test_control_plane_runs_as_deployments_and_the_instance_is_a_config_map(dagster: Deployment) -> None:
+    deployments = {d.metadata.name: d for d in dagster.apps.list_namespaced_deployment(dagster.namespace).items}
+    expected = [settings.WEBSERVER, settings.DAEMON, *(loc.service for loc in dagster.settings.code_locations)]
+    for name in expected:
+        assert name in deployments, f"no Deployment {name} in {dagster.namespace}: has {sorted(deployments)}"
+        ready = deployments[name].status.ready_replicas or 0
+        assert ready >= 1, f"Deployment {name} has {ready} ready replicas"
+
+    instance = dagster.core.read_namespaced_config_map(settings.INSTANCE_CONFIG_MAP, dagster.namespace)
+    launcher = yaml.safe_load(instance.data["dagster.yaml"])["run_launcher"]["class"]
+    expected_launcher = "CeleryK8sRunLauncher" if dagster.settings.uses_celery else "K8sRunLauncher"
+    assert launcher == expected_launcher, f"instance ConfigMap names {launcher}, expected {expected_launcher}"
+
+    unhealthy = [d for d in dagster.webserver.daemon_statuses() if d.required and not d.healthy]
+    assert not unhealthy, f"required daemons not healthy: {unhealthy}"
+
+
+@pytest.mark.c2
+def test_a_run_is_a_kubernetes_job_that_completes(dagster: Deployment) -> None:
+    location = dagster.settings.code_locations[0].name
+    job = PING_JOB[dagster.settings.combination]
+
+    run_id = dagster.webserver.launch_run(job, location)
+    status = dagster.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=RUN_TIMEOUT)
+
+    assert status.value == "SUCCESS", f"run {run_id} ended {status.value}"
+    run_job = wait_job_finished(dagster.batch, dagster.namespace, f"dagster-run-{run_id}", timeout=60)
+    assert job_condition(run_job, "Complete"), f"run Job did not complete: {job_summary(run_job)}"
+    container = run_job.spec.template.spec.containers[0]
+    assert container.args[:3] == ["dagster", "api", "execute_run"], f"run pod runs {container.args[:3]}"
