@@ -71,7 +71,7 @@ def test_code_location_passes_its_container_context_and_image() -> None:
     context = json.loads(env["DAGSTER_CLI_API_GRPC_CONTAINER_CONTEXT"])["k8s"]
     assert context["env_vars"] == ["PLAIN=x"]
     assert "cm" in context["env_config_maps"] and context["env_secrets"] == ["sec"]
-    assert container["readinessProbe"]["timeoutSeconds"] > 1, "the gRPC health check needs more than 1 s"
+    assert container["readinessProbe"]["grpc"] == {"port": s.GRPC_PORT, "service": "DagsterApi"}
 
 
 def test_the_postgres_password_is_only_in_its_secret() -> None:
