@@ -32,6 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Dagster release to deploy (default: %(default)s)")
     group.addoption("--combination", action="append", choices=COMBINATIONS, default=[],
                     help="launcher/executor combination to test (repeatable; default: all)")
+    group.addoption("--webserver-replicas", type=int, default=1, help="webserver replicas (default: 1)")
+    group.addoption("--celery-workers", type=int, default=2, help="Celery worker replicas (default: 2)")
+    group.addoption("--celery-concurrency", type=int, default=1,
+                    help="concurrency of each Celery worker (default: 1)")
 
 
 def provider_options(config: pytest.Config) -> ProviderOptions:

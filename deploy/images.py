@@ -28,7 +28,6 @@ def location_source(name: str) -> Path:
 
 def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple[Images, list[tuple[str, str]]]:
     """Build (or take from the cache) and load every image; returns the images and (location, image) pairs."""
-    dagster_images.check_dagster_version(dagster_version)
     dagster = load(*dagster_images.dagster_image(dagster_version))
     postgres = load(*dagster_images.postgres_image())
     broker = load(*dagster_images.redis_image()) if celery else None

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from clusters.errors import ClusterError
 from deploy.bringup import Deployment, deploy, existing_password, teardown
 from deploy.images import LoadImage, build_and_load, code_locations
 from deploy.settings import COMBINATIONS, DeploymentSettings
 from observation.kube import watch_until
+from workloads.dagster_images import check_dagster_version
 
 SUITE_LABEL = "dkc.dagster.io/suite"
 
@@ -36,8 +38,13 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
 class DeploymentPool:
     """Deploys each launcher/executor combination once per session (per xdist worker), on first use."""
 
-    def __init__(self, api: client.ApiClient, load: LoadImage, dagster_version: str, keep: bool) -> None:
-        self.api, self.load, self.dagster_version, self.keep = api, load, dagster_version, keep
+    def __init__(self, api: client.ApiClient, load: LoadImage, config: pytest.Config) -> None:
+        self.api, self.load = api, load
+        self.dagster_version: str = config.getoption("--dagster-version")
+        self.keep: bool = config.getoption("--keep")
+        self.shape = {"webserver_replicas": config.getoption("--webserver-replicas"),
+                      "celery_worker_replicas": config.getoption("--celery-workers"),
+                      "celery_worker_concurrency": config.getoption("--celery-concurrency")}
         self.deployed: dict[str, Deployment] = {}
 
     def get(self, combination: str) -> Deployment:
@@ -53,6 +60,7 @@ class DeploymentPool:
             combination=combination, namespace=namespace, images=image_set,
             code_locations=code_locations(locations),
             postgres_password=existing_password(self.api, namespace) or secrets.token_urlsafe(18),
+            **self.shape,
         )
         return deploy(self.api, cfg, keep=self.keep)
 
@@ -65,8 +73,11 @@ class DeploymentPool:
 
 @pytest.fixture(scope="session")
 def deployments(kube: client.ApiClient, load_image: LoadImage, pytestconfig: pytest.Config) -> Iterator[DeploymentPool]:
-    pool = DeploymentPool(kube, load_image, pytestconfig.getoption("--dagster-version"),
-                          pytestconfig.getoption("--keep"))
+    try:
+        check_dagster_version(pytestconfig.getoption("--dagster-version"))
+    except ClusterError as exc:
+        pytest.exit(f"dkc: error: {exc}", returncode=2)
+    pool = DeploymentPool(kube, load_image, pytestconfig)
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
         yield pool
