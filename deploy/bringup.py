@@ -15,12 +15,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusters import manifests as kube_manifests
+from clusters.errors import ClusterError
 from clusters.phases import phase
 from deploy import manifests, settings
 from deploy.graphql import DagsterWebserver
 from deploy.settings import DeploymentSettings
 from observation.kube import deployment_available
-from observation.waits import Observation, wait_for
+from observation.waits import Observation, WaitTimeout, wait_for
 
 READY_TIMEOUT = 300.0
 
@@ -60,8 +61,31 @@ def _selector(component: str, **extra: str) -> str:
     return ",".join(f"{k}={v}" for k, v in pairs.items())
 
 
+class DeployError(ClusterError):
+    """The deployment did not become ready; the message names the component, what was seen and its last logs."""
+
+
+def last_log_lines(api: client.ApiClient, namespace: str, selector: str, lines: int = 3) -> str:
+    """The last lines each matching pod printed (previous container if it restarted), for one-line errors."""
+    core = client.CoreV1Api(api)
+    found = []
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
+        restarted = any(s.restart_count for s in pod.status.container_statuses or [])
+        try:
+            text = core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=lines, previous=restarted,
+                                                _preload_content=False).data.decode(errors="replace")
+        except ApiException:
+            continue
+        found.append(f"{pod.metadata.name}: " + " | ".join(text.strip().splitlines()[-lines:]))
+    return " ; ".join(found) or "no logs"
+
+
 def _gate(api: client.ApiClient, namespace: str, what: str, selector: str, timeout: float = READY_TIMEOUT) -> None:
-    wait_for(f"{what} to be ready in {namespace}", lambda: deployment_available(api, namespace, selector), timeout)
+    try:
+        wait_for(f"{what} to be ready in {namespace}", lambda: deployment_available(api, namespace, selector),
+                 timeout)
+    except WaitTimeout as exc:
+        raise DeployError(f"{exc}; last log lines: {last_log_lines(api, namespace, selector)}") from exc
 
 
 def create_namespace(api: client.ApiClient, cfg: DeploymentSettings) -> None:
@@ -111,7 +135,12 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
         with phase("Waiting for GraphQL and the code locations to load"):
             deployment.webserver.wait_until_answering(READY_TIMEOUT)
             for location in cfg.code_locations:
-                deployment.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT)
+                try:
+                    deployment.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT)
+                except WaitTimeout as exc:
+                    logs = last_log_lines(api, cfg.namespace, _selector("user-deployments", deployment=location.name))
+                    raise DeployError(f"code location {location.name} did not load: {exc}; "
+                                      f"last log lines: {logs}") from exc
     except BaseException:
         if not keep:
             teardown(api, cfg.namespace)
@@ -119,17 +148,18 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
     return deployment
 
 
-def teardown(api: client.ApiClient, namespace: str, timeout: float = 120.0) -> None:
-    """Delete the namespace and wait until it is gone, so the next deployment starts clean."""
+def teardown(api: client.ApiClient, *namespaces: str, timeout: float = 180.0) -> None:
+    """Delete the namespaces (all at once) and wait until they are gone, so the next deployment starts clean."""
     core = client.CoreV1Api(api)
-    with phase(f"Deleting namespace {namespace}"):
-        try:
-            core.delete_namespace(namespace, propagation_policy="Background", grace_period_seconds=0)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        wait_for(f"namespace {namespace} to be deleted", lambda: _namespace_gone(core, namespace), timeout)
+    with phase(f"Deleting namespace(s) {', '.join(namespaces)}"):
+        for namespace in namespaces:
+            try:
+                core.delete_namespace(namespace, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        for namespace in namespaces:
+            wait_for(f"namespace {namespace} to be deleted", lambda ns=namespace: _namespace_gone(core, ns), timeout)
 
 
 def _namespace_gone(core: client.CoreV1Api, namespace: str) -> Observation[None]:

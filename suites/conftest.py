@@ -46,10 +46,17 @@ class DeploymentPool:
                       "celery_worker_replicas": config.getoption("--celery-workers"),
                       "celery_worker_concurrency": config.getoption("--celery-concurrency")}
         self.deployed: dict[str, Deployment] = {}
+        self.failed: dict[str, ClusterError] = {}
 
     def get(self, combination: str) -> Deployment:
+        if combination in self.failed:  # one failed bring-up per session, not one per test module
+            raise self.failed[combination]
         if combination not in self.deployed:
-            self.deployed[combination] = self._deploy(combination)
+            try:
+                self.deployed[combination] = self._deploy(combination)
+            except ClusterError as exc:
+                self.failed[combination] = exc
+                raise
         return self.deployed[combination]
 
     def _deploy(self, combination: str) -> Deployment:
@@ -65,10 +72,8 @@ class DeploymentPool:
         return deploy(self.api, cfg, keep=self.keep)
 
     def close(self) -> None:
-        if self.keep:
-            return
-        for deployment in self.deployed.values():
-            teardown(self.api, deployment.namespace)
+        if not self.keep and self.deployed:
+            teardown(self.api, *(d.namespace for d in self.deployed.values()))
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +103,10 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
         pytest.skip(f"combination {combination} not selected (--combination)")
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
-        return deployments.get(combination)
+        try:
+            return deployments.get(combination)
+        except ClusterError as exc:
+            pytest.fail(f"deploying {combination} failed: {exc}", pytrace=False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

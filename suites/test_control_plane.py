@@ -46,5 +46,27 @@ def test_a_run_is_a_kubernetes_job_that_completes(dagster: Deployment) -> None:
     assert status.value == "SUCCESS", f"run {run_id} ended {status.value}"
     run_job = wait_job_finished(dagster.batch, dagster.namespace, f"dagster-run-{run_id}", timeout=60)
     assert job_condition(run_job, "Complete"), f"run Job did not complete: {job_summary(run_job)}"
+    assert run_job.spec.backoff_limit == 0, f"run Job has backoffLimit {run_job.spec.backoff_limit}, expected 0"
     container = run_job.spec.template.spec.containers[0]
     assert container.args[:3] == ["dagster", "api", "execute_run"], f"run pod runs {container.args[:3]}"
+
+    run_jobs = dagster.batch.list_namespaced_job(dagster.namespace, label_selector=f"dagster/run-id={run_id}").items
+    step_jobs = [j for j in run_jobs if j.metadata.name.startswith("dagster-step-")]
+    if dagster.settings.combination == "k8s-multiprocess":
+        assert not step_jobs, f"multiprocess run made step Jobs: {[j.metadata.name for j in step_jobs]}"
+    else:
+        assert step_jobs, f"no dagster-step-<hash> Job was made for run {run_id}"
+        assert all(job_condition(j, "Complete") for j in step_jobs), [job_summary(j) for j in step_jobs]
+    if dagster.settings.uses_celery:
+        assert_steps_went_through_celery(dagster, run_id)
+
+
+def assert_steps_went_through_celery(dagster: Deployment, run_id: str) -> None:
+    """Each step was picked up by one of our Celery worker pods (the executor reports which)."""
+    workers = {p.metadata.name for p in dagster.core.list_namespaced_pod(
+        dagster.namespace, label_selector="component=celery").items}
+    pickups = [e for e in dagster.webserver.run_events(run_id) if "picked up by Celery" in (e.message or "")]
+    assert pickups, f"no step of run {run_id} was picked up by a Celery worker"
+    for event in pickups:
+        pod = event.metadata.get("Celery worker Kubernetes Pod name")
+        assert pod in workers, f"step {event.step_key} was picked up by {pod!r}, not one of the workers {workers}"

@@ -1,11 +1,12 @@
 """The suite's sample code location. Each copy of it is built into its own image under its own name,
 so the suites can tell which location (and so which image) ran a run or a step."""
 
+import hashlib
 import os
 import socket
 from pathlib import Path
 
-from dagster import Definitions, OpExecutionContext, job, op
+from dagster import Definitions, OpExecutionContext, Output, job, op
 from dagster_celery_k8s import celery_k8s_job_executor
 from dagster_k8s import k8s_job_executor
 
@@ -19,6 +20,41 @@ def ping(context: OpExecutionContext) -> None:
     """Reports where it ran: the location's name, the pod (hostname) and the image Dagster says it uses."""
     context.log.info(f"ping from location={LOCATION} host={socket.gethostname()} "
                      f"image={os.environ.get('DAGSTER_CURRENT_IMAGE', '')}")
+
+
+# Env vars the suite sets on the code location (plain, from a ConfigMap, from a Secret). Their values are
+# reported as hashes only: a secret's value must never appear in the event log.
+REPORTED_ENV = ("DKC_PLAIN", "DKC_FROM_CONFIG_MAP", "DKC_FROM_SECRET")
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@op
+def report(context: OpExecutionContext) -> Output:
+    """What this step's process sees, as output metadata: location, pod, image, pid, env var hashes."""
+    metadata = {"location": LOCATION, "hostname": socket.gethostname(), "pid": os.getpid(),
+                "image": os.environ.get("DAGSTER_CURRENT_IMAGE", ""), "step": context.op.name}
+    for name in REPORTED_ENV:
+        value = os.environ.get(name)
+        metadata[f"env {name}"] = sha256(value) if value is not None else "unset"
+    return Output(None, metadata=metadata)
+
+
+@job(description="Reports what a step's process sees (env hashes, pod, image), default executor.")
+def report_multiprocess() -> None:
+    report()
+
+
+@job(executor_def=k8s_job_executor, description="Reports what a step's process sees, each step in its own Job.")
+def report_k8s() -> None:
+    report()
+
+
+@job(executor_def=celery_k8s_job_executor, description="Reports what a step's process sees, steps through Celery.")
+def report_celery() -> None:
+    report()
 
 
 @job(description="One op, multiprocess executor: everything runs in the run pod.")
@@ -36,4 +72,4 @@ def ping_celery() -> None:
     ping()
 
 
-defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery])
+defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery, report_multiprocess, report_k8s, report_celery])
