@@ -1,4 +1,4 @@
-"""Create Kubernetes objects from YAML documents, tolerating ones that already exist."""
+"""Apply Kubernetes objects from YAML documents with server-side apply: create or bring up to date."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from string import Template
 from typing import Any
 
 import yaml
-from kubernetes import client, utils
+from kubernetes import client, dynamic
+
+FIELD_MANAGER = "dkc"
 
 
 def render(template_text: str, **values: str) -> list[dict[str, Any]]:
@@ -15,14 +17,13 @@ def render(template_text: str, **values: str) -> list[dict[str, Any]]:
 
 
 def apply(api: client.ApiClient, documents: list[dict[str, Any]], namespace: str | None = None) -> list[str]:
-    """Create each object; an object that already exists is left as it is. Returns ``Kind/name`` created."""
-    created = []
+    """Server-side apply each object, so a kept deployment picks up changed settings. Returns ``Kind/name``."""
+    dyn = dynamic.DynamicClient(api)
+    applied = []
     for document in documents:
-        try:
-            utils.create_from_dict(api, document, namespace=namespace)
-        except utils.FailToCreateError as exc:
-            if any(getattr(e, "status", None) != 409 for e in exc.api_exceptions):
-                raise
-            continue
-        created.append(f"{document['kind']}/{document['metadata']['name']}")
-    return created
+        resource = dyn.resources.get(api_version=document["apiVersion"], kind=document["kind"])
+        target = document["metadata"].get("namespace", namespace) if resource.namespaced else None
+        dyn.server_side_apply(resource, body=document, name=document["metadata"]["name"], namespace=target,
+                              field_manager=FIELD_MANAGER, force_conflicts=True)
+        applied.append(f"{document['kind']}/{document['metadata']['name']}")
+    return applied

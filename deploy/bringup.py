@@ -24,6 +24,8 @@ from observation.kube import deployment_available
 from observation.waits import Observation, WaitTimeout, wait_for
 
 READY_TIMEOUT = 300.0
+# Each sample workload exists once per executor: <workload>_<suffix>.
+EXECUTOR_SUFFIX = {"k8s-multiprocess": "multiprocess", "k8s-job": "k8s", "celery-k8s": "celery"}
 
 
 @dataclass
@@ -48,6 +50,18 @@ class Deployment:
     @property
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api)
+
+    def job(self, workload: str) -> str:
+        """The sample job ``workload`` built for this combination's executor (e.g. ``report_k8s``)."""
+        return f"{workload}_{EXECUTOR_SUFFIX[self.settings.combination]}"
+
+    def run_to_success(self, workload: str, location: str | None = None, timeout: float = 300.0,
+                       tags: dict[str, str] | None = None) -> str:
+        """Launch the combination's ``workload`` job over GraphQL and wait for SUCCESS; returns the run id."""
+        location = location or self.settings.code_locations[0].name
+        run_id = self.webserver.launch_run(self.job(workload), location, tags=tags)
+        self.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=timeout)
+        return run_id
 
     @cached_property
     def webserver(self) -> DagsterWebserver:
@@ -172,12 +186,12 @@ def _namespace_gone(core: client.CoreV1Api, namespace: str) -> Observation[None]
     return Observation(False, f"phase {found.status.phase}")
 
 
-def existing_password(api: client.ApiClient, namespace: str) -> str | None:
-    """The Postgres password of a deployment kept from an earlier run (its database already uses it)."""
+def existing_secret_value(api: client.ApiClient, namespace: str, name: str, key: str) -> str | None:
+    """A secret of a deployment kept from an earlier run (its database already uses the password)."""
     try:
-        secret = client.CoreV1Api(api).read_namespaced_secret(settings.POSTGRES_SECRET, namespace)
+        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    return base64.b64decode(secret.data[settings.POSTGRES_PASSWORD_KEY]).decode()
+    return base64.b64decode(secret.data[key]).decode()

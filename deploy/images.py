@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clusters.cache import cache_root
-from deploy.settings import CodeLocation, Images
+from deploy.settings import PLAIN_ENV, TEST_ENV_CONFIG_MAP, TEST_ENV_SECRET, CodeLocation, Images
 from workloads import dagster_images
 
 WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent / "workloads" / "locations" / "conformance"
@@ -37,9 +37,10 @@ def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple
 
 
 def code_locations(
-    locations: list[tuple[str, str]], env: tuple[tuple[str, str], ...] = (),
-    env_config_maps: tuple[str, ...] = (), env_secrets: tuple[str, ...] = (),
+    locations: list[tuple[str, str]], env: tuple[tuple[str, str], ...] = (PLAIN_ENV,),
+    env_config_maps: tuple[str, ...] = (TEST_ENV_CONFIG_MAP,), env_secrets: tuple[str, ...] = (TEST_ENV_SECRET,),
 ) -> tuple[CodeLocation, ...]:
+    """The suite's code locations, each passing a plain env var, a ConfigMap and a Secret to its runs."""
     return tuple(
         CodeLocation(name=name, image=image,
                      python_file=f"{dagster_images.DAGSTER_APP}/{name}/definitions.py",

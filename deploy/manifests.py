@@ -141,6 +141,9 @@ def foundation(cfg: DeploymentSettings) -> list[Manifest]:
         _config_map(s.WORKSPACE_CONFIG_MAP, ns, "workspace",
                     {"workspace.yaml": yaml.safe_dump(workspace_config(cfg), sort_keys=False)}),
         _config_map(s.PIPELINE_ENV_CONFIG_MAP, ns, "pipeline-env", {"DAGSTER_HOME": s.DAGSTER_HOME}),
+        _config_map(s.TEST_ENV_CONFIG_MAP, ns, "test-env", {s.CONFIG_MAP_ENV[0]: s.CONFIG_MAP_ENV[1]}),
+        {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(s.TEST_ENV_SECRET, ns, "test-env"),
+         "type": "Opaque", "stringData": {s.SECRET_ENV_NAME: cfg.test_secret_value}},
     ]
 
 

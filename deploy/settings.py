@@ -30,6 +30,12 @@ CELERY_WORKERS = f"{RELEASE}-celery-workers"
 CELERY_CONFIG_MAP = f"{RELEASE}-celery-config"
 SERVICE_ACCOUNT = RELEASE
 CELERY_QUEUE = "dagster"
+# What the suite sets on its code locations to follow env vars into run, step and external pods (C10).
+TEST_ENV_CONFIG_MAP = "dkc-test-env"
+TEST_ENV_SECRET = "dkc-test-secret"
+PLAIN_ENV = ("DKC_PLAIN", "plain-value")
+CONFIG_MAP_ENV = ("DKC_FROM_CONFIG_MAP", "from-a-config-map")
+SECRET_ENV_NAME = "DKC_FROM_SECRET"
 
 
 def validate_combination(name: str) -> str:
@@ -81,6 +87,7 @@ class DeploymentSettings:
     image_pull_policy: str = "Never"  # images are loaded into the nodes, never pulled
     run_k8s_config: dict[str, Any] = field(default_factory=dict)
     postgres_password: str = ""
+    test_secret_value: str = ""  # the value of DKC_FROM_SECRET: known, so the suite can search for leaks
 
     def __post_init__(self) -> None:
         validate_combination(self.combination)

@@ -10,9 +10,16 @@ import pytest
 from kubernetes import client
 
 from clusters.errors import ClusterError
-from deploy.bringup import Deployment, deploy, existing_password, teardown
+from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
 from deploy.images import LoadImage, build_and_load, code_locations
-from deploy.settings import COMBINATIONS, DeploymentSettings
+from deploy.settings import (
+    COMBINATIONS,
+    POSTGRES_PASSWORD_KEY,
+    POSTGRES_SECRET,
+    SECRET_ENV_NAME,
+    TEST_ENV_SECRET,
+    DeploymentSettings,
+)
 from observation.kube import watch_until
 from workloads.dagster_images import check_dagster_version
 
@@ -66,7 +73,10 @@ class DeploymentPool:
         cfg = DeploymentSettings(
             combination=combination, namespace=namespace, images=image_set,
             code_locations=code_locations(locations),
-            postgres_password=existing_password(self.api, namespace) or secrets.token_urlsafe(18),
+            postgres_password=existing_secret_value(self.api, namespace, POSTGRES_SECRET, POSTGRES_PASSWORD_KEY)
+            or secrets.token_urlsafe(18),
+            test_secret_value=existing_secret_value(self.api, namespace, TEST_ENV_SECRET, SECRET_ENV_NAME)
+            or "dkc-secret-" + secrets.token_hex(12),
             **self.shape,
         )
         return deploy(self.api, cfg, keep=self.keep)

@@ -12,8 +12,6 @@ from observation.kube import job_condition, job_summary, wait_job_finished
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
 
-# The sample job each combination runs: its executor must match the run launcher.
-PING_JOB = {"k8s-multiprocess": "ping_multiprocess", "k8s-job": "ping_k8s", "celery-k8s": "ping_celery"}
 RUN_TIMEOUT = 240
 
 
@@ -37,13 +35,8 @@ def test_control_plane_runs_as_deployments_and_the_instance_is_a_config_map(dags
 
 @pytest.mark.c2
 def test_a_run_is_a_kubernetes_job_that_completes(dagster: Deployment) -> None:
-    location = dagster.settings.code_locations[0].name
-    job = PING_JOB[dagster.settings.combination]
+    run_id = dagster.run_to_success("ping", timeout=RUN_TIMEOUT)
 
-    run_id = dagster.webserver.launch_run(job, location)
-    status = dagster.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=RUN_TIMEOUT)
-
-    assert status.value == "SUCCESS", f"run {run_id} ended {status.value}"
     run_job = wait_job_finished(dagster.batch, dagster.namespace, f"dagster-run-{run_id}", timeout=60)
     assert job_condition(run_job, "Complete"), f"run Job did not complete: {job_summary(run_job)}"
     assert run_job.spec.backoff_limit == 0, f"run Job has backoffLimit {run_job.spec.backoff_limit}, expected 0"

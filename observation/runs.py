@@ -1,0 +1,88 @@
+"""What a Dagster run left behind in Kubernetes and in its event log, for the suites to check claims on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from deploy.bringup import Deployment
+
+RUN_JOB_PREFIX = "dagster-run-"
+STEP_JOB_PREFIX = "dagster-step-"
+STEP_ARGS_ENV = "DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS"
+
+
+@dataclass
+class RunFootprint:
+    """The Jobs and pods of one run, split into the run worker and the steps."""
+
+    run_id: str
+    run_jobs: list[client.V1Job] = field(default_factory=list)
+    step_jobs: list[client.V1Job] = field(default_factory=list)
+    run_pods: list[client.V1Pod] = field(default_factory=list)
+    step_pods: list[client.V1Pod] = field(default_factory=list)
+
+    @property
+    def pods(self) -> list[client.V1Pod]:
+        return self.run_pods + self.step_pods
+
+
+def footprint(dagster: Deployment, run_id: str) -> RunFootprint:
+    """Every Job and pod labelled with the run's id, as the launchers label them."""
+    selector = f"dagster/run-id={run_id}"
+    found = RunFootprint(run_id)
+    for job in dagster.batch.list_namespaced_job(dagster.namespace, label_selector=selector).items:
+        (found.step_jobs if job.metadata.name.startswith(STEP_JOB_PREFIX) else found.run_jobs).append(job)
+    # Pods by the Job that owns them: the run Job's name carries the run id, step Jobs a hash.
+    for pod in dagster.core.list_namespaced_pod(dagster.namespace, label_selector=selector).items:
+        owner = pod.metadata.labels.get("job-name", "")
+        (found.step_pods if owner.startswith(STEP_JOB_PREFIX) else found.run_pods).append(pod)
+    # A run pod made by K8sRunLauncher may carry the run id only in its Job's name.
+    if not found.run_pods:
+        for pod in dagster.core.list_namespaced_pod(
+                dagster.namespace, label_selector=f"job-name={RUN_JOB_PREFIX}{run_id}").items:
+            found.run_pods.append(pod)
+    return found
+
+
+def step_reports(dagster: Deployment, run_id: str) -> dict[str, dict[str, Any]]:
+    """The metadata each ``report`` step put on its output: what its own process saw, by step key."""
+    return {event.step_key: event.metadata for event in dagster.webserver.run_events(run_id)
+            if event.event_type == "STEP_OUTPUT" and event.step_key}
+
+
+def env_of(container: client.V1Container) -> dict[str, str]:
+    """A container's env as ``name -> literal value`` (values from a Secret or ConfigMap by reference)."""
+    env = {}
+    for var in container.env or []:
+        if var.value is not None:
+            env[var.name] = var.value
+        elif var.value_from and var.value_from.secret_key_ref:
+            env[var.name] = f"<secret {var.value_from.secret_key_ref.name}/{var.value_from.secret_key_ref.key}>"
+        elif var.value_from and var.value_from.config_map_key_ref:
+            ref = var.value_from.config_map_key_ref
+            env[var.name] = f"<configmap {ref.name}/{ref.key}>"
+        else:
+            env[var.name] = "<from the pod>"
+    return env
+
+
+def env_sources(container: client.V1Container) -> tuple[list[str], list[str]]:
+    """(ConfigMaps, Secrets) the container takes whole through envFrom."""
+    config_maps = [e.config_map_ref.name for e in container.env_from or [] if e.config_map_ref]
+    secrets = [e.secret_ref.name for e in container.env_from or [] if e.secret_ref]
+    return config_maps, secrets
+
+
+def step_args_json(encoded: str) -> str:
+    """DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS is base64 of zlib of Dagster's serialized ExecuteStepArgs."""
+    return zlib.decompress(base64.b64decode(encoded)).decode()
+
+
+def decode_step_args(encoded: str) -> dict[str, Any]:
+    return json.loads(step_args_json(encoded))

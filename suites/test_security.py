@@ -1,0 +1,42 @@
+"""C16: no plaintext credential in any run or step pod's args or env (passwords via secretKeyRef).
+
+The Postgres password and the test Secret's value are known to the suite, so it searches every run
+and step pod of the namespace for them, including inside the decoded step args.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+
+from deploy.bringup import Deployment
+from observation.runs import STEP_ARGS_ENV, env_of, footprint, step_args_json
+
+pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c16]
+
+
+def plaintext_of(pod: client.V1Pod) -> list[tuple[str, str]]:
+    """(where, text) for everything in a pod spec that a person with `get pods` can read."""
+    found = []
+    for container in pod.spec.containers + (pod.spec.init_containers or []):
+        found += [(f"{container.name} command", " ".join(container.command or []))]
+        found += [(f"{container.name} args", " ".join(container.args or []))]
+        for name, value in env_of(container).items():
+            found.append((f"{container.name} env {name}", value))
+            if name == STEP_ARGS_ENV:
+                found.append((f"{container.name} env {name} (decoded)", step_args_json(value)))
+    return found
+
+
+def test_no_secret_value_in_run_or_step_pods(dagster: Deployment) -> None:
+    secrets = {"the Postgres password": dagster.settings.postgres_password,
+               "the test Secret's value": dagster.settings.test_secret_value}
+    run_id = dagster.run_to_success("report")
+    pods = footprint(dagster, run_id).pods
+    assert pods, f"no pods found for run {run_id}"
+
+    leaks = [f"{label} in pod {pod.metadata.name} {where}"
+             for pod in pods for where, text in plaintext_of(pod)
+             for label, secret in secrets.items() if secret and secret in text]
+
+    assert not leaks, "plaintext credentials: " + "; ".join(leaks)
