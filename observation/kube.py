@@ -113,3 +113,21 @@ def deployment_available(api: client.ApiClient, namespace: str, selector: str) -
         pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector, _request_timeout=10)
         seen += "; pods: " + (" | ".join(pod_summary(p) for p in pods.items) or "none created")
     return Observation(done, seen)
+
+
+def pod_ready(pod: client.V1Pod) -> bool:
+    return pod.metadata.deletion_timestamp is None and any(
+        c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def pod_uids(core: client.CoreV1Api, namespace: str, selector: str) -> dict[str, str]:
+    """UID -> name of the pods matching ``selector`` (a replaced pod has a new UID)."""
+    return {p.metadata.uid: p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=selector).items}
+
+
+def wait_replacement_ready(core: client.CoreV1Api, namespace: str, selector: str, old_uids: set[str],
+                           timeout: float = 180) -> client.V1Pod:
+    """Until a Ready pod matching ``selector`` exists whose UID is not one of ``old_uids``."""
+    return watch_until(core.list_namespaced_pod, f"a new Ready pod for {selector} in {namespace}",
+                       lambda pod: pod.metadata.uid not in old_uids and pod_ready(pod), timeout,
+                       describe=pod_summary, namespace=namespace, label_selector=selector)

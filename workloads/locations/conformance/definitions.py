@@ -57,6 +57,45 @@ def report_celery() -> None:
     report()
 
 
+# A held op waits, without a fixed sleep, until the test releases it by creating this ConfigMap in the
+# run's namespace; so a chaos test decides exactly when the run may finish.
+RELEASE_CONFIG_MAP = "dkc-release-{run_id}"
+HOLD_DEADLINE_SECONDS = 900
+
+
+@op
+def hold(context: OpExecutionContext) -> None:
+    """Blocks until ConfigMap dkc-release-<run_id> exists (watched), or fails after a deadline."""
+    from kubernetes import client, config, watch
+
+    config.load_incluster_config()
+    namespace = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
+    name = RELEASE_CONFIG_MAP.format(run_id=context.run_id)
+    core = client.CoreV1Api()
+    context.log.info(f"holding until ConfigMap {namespace}/{name} exists")
+    stream = watch.Watch().stream(core.list_namespaced_config_map, namespace,
+                                  field_selector=f"metadata.name={name}", timeout_seconds=HOLD_DEADLINE_SECONDS)
+    for _event in stream:
+        context.log.info(f"released by ConfigMap {namespace}/{name}")
+        return
+    raise RuntimeError(f"not released within {HOLD_DEADLINE_SECONDS}s (ConfigMap {namespace}/{name} never appeared)")
+
+
+@job(description="Holds until released by the test, multiprocess executor.")
+def hold_multiprocess() -> None:
+    hold()
+
+
+@job(executor_def=k8s_job_executor, description="Holds until released by the test, step in its own Job.")
+def hold_k8s() -> None:
+    hold()
+
+
+@job(executor_def=celery_k8s_job_executor, description="Holds until released by the test, step through Celery.")
+def hold_celery() -> None:
+    hold()
+
+
 @job(description="One op, multiprocess executor: everything runs in the run pod.")
 def ping_multiprocess() -> None:
     ping()
@@ -72,4 +111,5 @@ def ping_celery() -> None:
     ping()
 
 
-defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery, report_multiprocess, report_k8s, report_celery])
+defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery, report_multiprocess, report_k8s, report_celery,
+                         hold_multiprocess, hold_k8s, hold_celery])

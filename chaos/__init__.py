@@ -1,0 +1,1 @@
+"""Faults and probes: chaostoolkit experiments (experiments/) and a Dagster extension (dagster/)."""
