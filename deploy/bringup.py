@@ -8,8 +8,11 @@ ready and why. Any failure (or Ctrl-C) deletes the namespace unless ``keep``.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -20,7 +23,7 @@ from clusters.phases import phase
 from deploy import manifests, settings
 from deploy.graphql import DagsterWebserver
 from deploy.settings import DeploymentSettings
-from observation.kube import deployment_available
+from observation.kube import deployment_available, rollout_complete
 from observation.waits import Observation, WaitTimeout, wait_for
 
 READY_TIMEOUT = 300.0
@@ -160,6 +163,35 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
             teardown(api, cfg.namespace)
         raise
     return deployment
+
+
+@contextmanager
+def reconfigured(deployment: Deployment, **changes: Any) -> Iterator[Deployment]:
+    """The deployment with other instance settings (e.g. ``max_resume_run_attempts=1``), restored afterwards."""
+    changed = _reconfigure(deployment, replace(deployment.settings, **changes))
+    try:
+        yield changed
+    finally:
+        _reconfigure(changed, deployment.settings)
+
+
+def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
+    """Apply ``cfg``'s dagster.yaml; the pods reading it roll (their checksum annotation changed)."""
+    groups = manifests.all_manifests(cfg)
+    control_plane = ["webserver", "daemon", "celery workers"]
+    names = [settings.WEBSERVER, settings.DAEMON] + ([settings.CELERY_WORKERS] if cfg.uses_celery else [])
+    apps = client.AppsV1Api(deployment.api)
+    with phase(f"Rolling the control plane of {cfg.namespace} onto its new instance config"):
+        docs = groups["foundation"] + [doc for group in control_plane for doc in groups.get(group, [])]
+        kube_manifests.apply(deployment.api, docs, namespace=cfg.namespace)
+        for name in names:
+            wait_for(f"Deployment {cfg.namespace}/{name} to roll out",
+                     lambda name=name: rollout_complete(apps, cfg.namespace, name), READY_TIMEOUT, 2)
+        changed = Deployment(settings=cfg, api=deployment.api)
+        changed.webserver.wait_until_answering(READY_TIMEOUT)
+        for location in cfg.code_locations:
+            changed.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT)
+    return changed
 
 
 def teardown(api: client.ApiClient, *namespaces: str, timeout: float = 180.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -96,14 +97,21 @@ def _instance_volume() -> dict[str, Any]:
     return {"name": "dagster-instance", "configMap": {"name": s.INSTANCE_CONFIG_MAP}}
 
 
+def instance_checksum(cfg: DeploymentSettings) -> dict[str, str]:
+    """Pod annotation that changes with dagster.yaml, so that a new instance config rolls the pods reading it."""
+    digest = hashlib.sha256(yaml.safe_dump(instance_config(cfg), sort_keys=True).encode()).hexdigest()
+    return {"checksum/dagster-instance": digest}
+
+
 def _deployment(name: str, namespace: str, component: str, pod_spec: dict[str, Any], replicas: int = 1,
-                strategy: str = "RollingUpdate", **extra: str) -> Manifest:
+                strategy: str = "RollingUpdate", annotations: dict[str, str] | None = None, **extra: str) -> Manifest:
     selector = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": s.RELEASE, "component": component,
                 **extra}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, namespace, component, **extra),
         "spec": {"replicas": replicas, "strategy": {"type": strategy}, "selector": {"matchLabels": selector},
-                 "template": {"metadata": {"labels": labels(component, **extra)}, "spec": pod_spec}},
+                 "template": {"metadata": {"labels": labels(component, **extra), "annotations": annotations or {}},
+                              "spec": pod_spec}},
     }
 
 
@@ -227,7 +235,8 @@ def webserver(cfg: DeploymentSettings) -> list[Manifest]:
         }],
         "volumes": [_instance_volume(), _workspace_volume()],
     }
-    return [_deployment(s.WEBSERVER, cfg.namespace, "dagster-webserver", pod, replicas=cfg.webserver_replicas),
+    return [_deployment(s.WEBSERVER, cfg.namespace, "dagster-webserver", pod, replicas=cfg.webserver_replicas,
+                        annotations=instance_checksum(cfg)),
             _service(s.WEBSERVER, cfg.namespace, "dagster-webserver", s.WEBSERVER_PORT, s.WEBSERVER_PORT)]
 
 
@@ -246,7 +255,8 @@ def daemon(cfg: DeploymentSettings) -> list[Manifest]:
         "volumes": [_instance_volume(), _workspace_volume()],
     }
     # One daemon at a time: Recreate never runs the old and the new side by side.
-    return [_deployment(s.DAEMON, cfg.namespace, "dagster-daemon", pod, strategy="Recreate")]
+    return [_deployment(s.DAEMON, cfg.namespace, "dagster-daemon", pod, strategy="Recreate",
+                        annotations=instance_checksum(cfg))]
 
 
 def celery_config(cfg: DeploymentSettings) -> dict[str, Any]:
@@ -271,7 +281,8 @@ def celery_workers(cfg: DeploymentSettings) -> list[Manifest]:
     return [
         _config_map(s.CELERY_CONFIG_MAP, cfg.namespace, "celery",
                     {"celery.yaml": yaml.safe_dump(celery_config(cfg), sort_keys=False)}),
-        _deployment(s.CELERY_WORKERS, cfg.namespace, "celery", pod, replicas=cfg.celery_worker_replicas),
+        _deployment(s.CELERY_WORKERS, cfg.namespace, "celery", pod, replicas=cfg.celery_worker_replicas,
+                    annotations=instance_checksum(cfg)),
     ]
 
 

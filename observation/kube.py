@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from observation.waits import Observation, TerminalState, WaitTimeout
+from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 Verdict = Callable[[Any], bool]
 
@@ -131,3 +131,35 @@ def wait_replacement_ready(core: client.CoreV1Api, namespace: str, selector: str
     return watch_until(core.list_namespaced_pod, f"a new Ready pod for {selector} in {namespace}",
                        lambda pod: pod.metadata.uid not in old_uids and pod_ready(pod), timeout,
                        describe=pod_summary, namespace=namespace, label_selector=selector)
+
+
+def wait_gone(read_call: Callable[..., Any], kind: str, namespace: str, name: str, uid: str,
+              timeout: float = 120) -> None:
+    """Until the object ``name`` with ``uid`` no longer exists (deleted, or replaced by a new UID)."""
+
+    def look() -> Observation[None]:
+        try:
+            obj = read_call(name, namespace, _request_timeout=10)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return Observation(True, f"{kind} {name} gone")
+            raise
+        if obj.metadata.uid != uid:
+            return Observation(True, f"{kind} {name} replaced")
+        deleting = "being deleted" if obj.metadata.deletion_timestamp else "not being deleted"
+        return Observation(False, f"{kind} {name} still there, {deleting}")
+
+    wait_for(f"{kind} {namespace}/{name} ({uid}) to be gone", look, timeout, 1.0)
+
+
+def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Observation[None]:
+    """A Deployment has rolled out its current template: every replica updated and available, none old left."""
+    found = apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
+    status, want = found.status, found.spec.replicas or 0
+    seen = (f"{name}: generation {found.metadata.generation} observed {status.observed_generation}, "
+            f"replicas {status.replicas or 0}, updated {status.updated_replicas or 0}, "
+            f"available {status.available_replicas or 0} of {want}")
+    done = ((status.observed_generation or 0) >= found.metadata.generation
+            and (status.updated_replicas or 0) == want and (status.available_replicas or 0) == want
+            and (status.replicas or 0) == want)
+    return Observation(done, seen)

@@ -63,3 +63,30 @@ def wait_for(
         if clock() >= deadline:
             raise WaitTimeout(description, timeout, last_seen)
         sleep(min(interval, max(0.0, deadline - clock())))
+
+
+class ConditionBroke(AssertionError):
+    """Something that had to stay true for an observation window did not."""
+
+
+def holds_for(
+    description: str,
+    look: Callable[[], Observation[T]],
+    window: float,
+    interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Look for ``window`` seconds; raise ``ConditionBroke`` the first time ``look`` is not done.
+
+    For claims of the form "nothing more happens" (exactly N retries): the window is stated, never implied.
+    Returns the last thing seen.
+    """
+    deadline = clock() + window
+    while True:
+        observation = look()
+        if not observation.done:
+            raise ConditionBroke(f"{description} stopped holding: {observation.seen}")
+        if clock() >= deadline:
+            return observation.seen
+        sleep(min(interval, max(0.0, deadline - clock())))

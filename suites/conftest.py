@@ -22,6 +22,7 @@ from deploy.settings import (
 )
 from observation.kube import watch_until
 from workloads.dagster_images import check_dagster_version
+from workloads.hold import holding
 
 SUITE_LABEL = "dkc.dagster.io/suite"
 
@@ -117,6 +118,13 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
             return deployments.get(combination)
         except ClusterError as exc:
             pytest.fail(f"deploying {combination} failed: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def held_run(dagster: Deployment) -> Iterator[str]:
+    """A run of the hold job, STARTED with its op waiting for the test; released afterwards whatever happened."""
+    with holding(dagster) as run_id:
+        yield run_id
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,13 +14,9 @@ from dagster._serdes import deserialize_value
 
 from deploy.bringup import Deployment
 from observation.runs import STEP_ARGS_ENV, env_of, footprint, step_args_json, step_reports
+from suites import only
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
-
-
-def only(dagster: Deployment, *combinations: str) -> None:
-    if dagster.settings.combination not in combinations:
-        pytest.skip(f"claim is about {' / '.join(combinations)}, not {dagster.settings.combination}")
 
 
 @pytest.mark.c6

@@ -51,3 +51,19 @@ def test_transient_errors_are_retried_and_reported() -> None:
 
     with pytest.raises(WaitTimeout, match="ConnectionRefusedError: connection refused"):
         wait_for("apiserver", look, timeout=3, clock=clock, sleep=clock.sleep)
+
+
+def test_holds_for_watches_the_whole_window_and_names_the_break() -> None:
+    from observation.waits import ConditionBroke, holds_for
+
+    now = [0.0]
+
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
+    seen = holds_for("two runs", lambda: Observation(True, "2 runs"), 10, 2, clock=lambda: now[0], sleep=advance)
+    assert seen == "2 runs" and now[0] == 10
+    counts = iter([2, 2, 3])
+    with pytest.raises(ConditionBroke, match="two runs stopped holding: 3 runs"):
+        holds_for("two runs", lambda: (lambda c: Observation(c == 2, f"{c} runs"))(next(counts)), 10, 2,
+                  clock=lambda: now[0], sleep=advance)

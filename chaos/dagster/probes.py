@@ -15,9 +15,9 @@ from kubernetes import config
 
 from deploy.graphql import DagsterApiError, DagsterWebserver
 from deploy.settings import WEBSERVER, WEBSERVER_PORT
-from observation.waits import WaitTimeout
+from observation.waits import Observation, WaitTimeout, wait_for
 
-__all__ = ["daemon_healthy", "run_status", "webserver_answers"]
+__all__ = ["code_location_loaded", "daemon_healthy", "run_status", "webserver_answers"]
 
 
 def _webserver(namespace: str, service: str, port: int) -> DagsterWebserver:
@@ -40,13 +40,34 @@ def webserver_answers(namespace: str = "dkc-k8s-job", service: str = WEBSERVER, 
     return True
 
 
-def daemon_healthy(namespace: str = "dkc-k8s-job", service: str = WEBSERVER, port: int = WEBSERVER_PORT) -> bool:
-    """True when every required daemon reports a fresh heartbeat."""
+def daemon_healthy(namespace: str = "dkc-k8s-job", service: str = WEBSERVER, port: int = WEBSERVER_PORT,
+                   timeout: float = 0) -> bool:
+    """True when every required daemon reports a fresh heartbeat (waiting up to ``timeout`` seconds)."""
+    webserver = _webserver(namespace, service, port)
+
+    def look() -> Observation[bool]:
+        unhealthy = [s.daemon_type for s in webserver.daemon_statuses() if s.required and not s.healthy]
+        return Observation(not unhealthy, f"unhealthy: {', '.join(unhealthy) or 'none'}", True)
+
     try:
-        statuses = _webserver(namespace, service, port).daemon_statuses()
+        return bool(wait_for(f"the daemons in {namespace} to be healthy", look, max(float(timeout), 0.001), 2.0))
+    except WaitTimeout:
+        return False
     except DagsterApiError as exc:
         raise ActivityFailed(f"cannot read daemon health in {namespace}: {exc}") from exc
-    return all(status.healthy for status in statuses if status.required)
+
+
+def code_location_loaded(location: str = "alpha", namespace: str = "dkc-k8s-job", service: str = WEBSERVER,
+                         port: int = WEBSERVER_PORT, timeout: float = 0) -> bool:
+    """True when the webserver shows ``location`` loaded without error (waiting up to ``timeout`` seconds).
+
+    Never asks for a reload: whether the webserver reconnects to a replaced code server by itself is the point.
+    """
+    try:
+        _webserver(namespace, service, port).wait_for_location_loaded(location, max(float(timeout), 0.001))
+    except (DagsterApiError, WaitTimeout):
+        return False
+    return True
 
 
 def run_status(run_id: str, namespace: str = "dkc-k8s-job", service: str = WEBSERVER,

@@ -6,9 +6,9 @@ import os
 import socket
 from pathlib import Path
 
-from dagster import Definitions, OpExecutionContext, Output, job, op
+from dagster import Definitions, OpExecutionContext, Output, RetryPolicy, job, op
 from dagster_celery_k8s import celery_k8s_job_executor
-from dagster_k8s import k8s_job_executor
+from dagster_k8s import execute_k8s_job, k8s_job_executor, k8s_job_op
 
 # Written next to this file by the image recipe: the location this copy belongs to.
 LOCATION = (Path(__file__).parent / "location.txt").read_text().strip() if (
@@ -96,6 +96,95 @@ def hold_celery() -> None:
     hold()
 
 
+@op(retry_policy=RetryPolicy(max_retries=2))
+def flaky(context: OpExecutionContext) -> None:
+    """Fails its first attempt on purpose (deterministically, by attempt number) and succeeds on the retry."""
+    context.log.info(f"attempt {context.retry_number} on host={socket.gethostname()}")
+    if context.retry_number == 0:
+        raise RuntimeError("dkc: the first attempt of flaky fails on purpose")
+
+
+@job(description="An op with a RetryPolicy that fails once, multiprocess executor.")
+def flaky_multiprocess() -> None:
+    flaky()
+
+
+@job(executor_def=k8s_job_executor, description="An op with a RetryPolicy that fails once, step in its own Job.")
+def flaky_k8s() -> None:
+    flaky()
+
+
+@job(executor_def=celery_k8s_job_executor, description="An op with a RetryPolicy that fails once, through Celery.")
+def flaky_celery() -> None:
+    flaky()
+
+
+@op
+def broken(context: OpExecutionContext) -> None:
+    """Always fails, so that the run fails and the daemon's run retries have something to retry."""
+    raise RuntimeError(f"dkc: broken always fails (run {context.run_id})")
+
+
+@job(description="A run that always fails, multiprocess executor.")
+def broken_multiprocess() -> None:
+    broken()
+
+
+@job(executor_def=k8s_job_executor, description="A run that always fails, step in its own Job.")
+def broken_k8s() -> None:
+    broken()
+
+
+@job(executor_def=celery_k8s_job_executor, description="A run that always fails, through Celery.")
+def broken_celery() -> None:
+    broken()
+
+
+# The program an external job runs: one stdout line with what its process sees (env var hashes, the
+# location whose code is baked into its image), a marker the suites find in pod logs and in Dagster.
+EXTERNAL_MARKER = "DKC-EXTERNAL-STDOUT"
+EXTERNAL_PROGRAM = f"""
+import hashlib, json, os, pathlib, socket, sys
+seen = {{name: hashlib.sha256(os.environ[name].encode()).hexdigest() if name in os.environ else "unset"
+         for name in {REPORTED_ENV!r}}}
+marks = sorted(pathlib.Path("/opt/dagster/app").glob("*/location.txt"))
+seen["location"] = marks[0].read_text().strip() if marks else "none"
+seen["hostname"] = socket.gethostname()
+print("{EXTERNAL_MARKER} " + json.dumps(seen, sort_keys=True), flush=True)
+print("{EXTERNAL_MARKER} on stderr", file=sys.stderr, flush=True)
+"""
+
+
+@op(config_schema={"image": str})
+def execute_external_job(context: OpExecutionContext) -> None:
+    """Runs the external program in its own Kubernetes Job with ``execute_k8s_job``, in the given image."""
+    execute_k8s_job(context, image=context.op_config["image"], command=["python3", "-c", EXTERNAL_PROGRAM])
+
+
+def external_jobs_run_config(image: str) -> dict:
+    """Run config for the external_jobs jobs: both kinds of external job run ``image``."""
+    return {"ops": {"k8s_job_op": {"config": {"image": image, "command": ["python3", "-c", EXTERNAL_PROGRAM]}},
+                    "execute_external_job": {"config": {"image": image}}}}
+
+
+@job(description="Both kinds of external job (k8s_job_op, execute_k8s_job), multiprocess executor.")
+def external_jobs_multiprocess() -> None:
+    k8s_job_op()
+    execute_external_job()
+
+
+@job(executor_def=k8s_job_executor, description="Both kinds of external job, each op in its own step Job.")
+def external_jobs_k8s() -> None:
+    k8s_job_op()
+    execute_external_job()
+
+
+@job(executor_def=celery_k8s_job_executor, description="Both kinds of external job, ops through Celery.")
+def external_jobs_celery() -> None:
+    k8s_job_op()
+    execute_external_job()
+
+
 @job(description="One op, multiprocess executor: everything runs in the run pod.")
 def ping_multiprocess() -> None:
     ping()
@@ -112,4 +201,6 @@ def ping_celery() -> None:
 
 
 defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery, report_multiprocess, report_k8s, report_celery,
-                         hold_multiprocess, hold_k8s, hold_celery])
+                         hold_multiprocess, hold_k8s, hold_celery, flaky_multiprocess, flaky_k8s, flaky_celery,
+                         broken_multiprocess, broken_k8s, broken_celery,
+                         external_jobs_multiprocess, external_jobs_k8s, external_jobs_celery])

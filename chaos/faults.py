@@ -1,0 +1,79 @@
+"""The control-plane faults the HA suites apply: which experiment kills which pods, and how to prove it did."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client
+
+from chaos import run as chaos_run
+from observation.kube import pod_uids, wait_replacement_ready
+
+WEBSERVER = "component=dagster-webserver"
+DAEMON = "component=dagster-daemon"
+
+
+def code_location(name: str) -> str:
+    return f"component=user-deployments,deployment={name}"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An experiment file, the action in it that applies the fault, and the pods (by selector) it must replace."""
+
+    name: str
+    experiment: str
+    action: str
+    selectors: tuple[str, ...]
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+def control_plane_faults(location: str, all_locations: list[str]) -> list[Fault]:
+    """Kill the webserver, the daemon, ``location``'s server: each alone, then all of them (every location)."""
+    return [
+        Fault("webserver", "kill-webserver.yaml", "terminate-a-webserver-pod", (WEBSERVER,)),
+        Fault("daemon", "kill-daemon.yaml", "terminate-the-daemon-pod", (DAEMON,)),
+        Fault("code-location", "kill-code-location.yaml", "terminate-the-code-location-pod",
+              (code_location(location),), {"location": location}),
+        Fault("all-three", "kill-control-plane.yaml", "terminate-control-plane-pods",
+              (WEBSERVER, DAEMON, *(code_location(name) for name in all_locations)), {"location": location}),
+    ]
+
+
+@dataclass(frozen=True)
+class AppliedFault:
+    """Proof that a fault happened: the pods it killed, their Ready replacements, and how long that took."""
+
+    killed: list[str]
+    replacements: dict[str, str]  # selector -> name of the new Ready pod
+    recovered_seconds: float
+    experiment_status: str
+    journal: Path
+
+
+class FaultNotApplied(AssertionError):
+    """The experiment ran but the fault cannot be proven: never a pass."""
+
+
+def apply(fault: Fault, core: client.CoreV1Api, namespace: str, journal: Path, kubeconfig: Path,
+          context: str | None, recovery_timeout: float = 240) -> AppliedFault:
+    """Run the fault's experiment, then prove it: the killed pods were ours and each has a new Ready pod."""
+    before = {selector: pod_uids(core, namespace, selector) for selector in fault.selectors}
+    started = time.monotonic()
+    outcome = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment,
+                            {"namespace": namespace, "recovery_timeout": recovery_timeout, **fault.variables},
+                            journal, kubeconfig, context)
+    killed = list(chaos_run.action_output(outcome, fault.action) or [])
+    ours = {name for pods in before.values() for name in pods.values()}
+    if not killed or not set(killed) <= ours:
+        raise FaultNotApplied(f"fault {fault.name} not applied: the experiment terminated {killed or 'nothing'}, "
+                              f"expected pods among {sorted(ours)}")
+    replacements = {}
+    for selector, uids in before.items():
+        if not set(uids.values()) & set(killed):
+            raise FaultNotApplied(f"fault {fault.name} not applied: no pod of {selector} was terminated ({killed})")
+        pod = wait_replacement_ready(core, namespace, selector, set(uids), timeout=recovery_timeout)
+        replacements[selector] = pod.metadata.name
+    return AppliedFault(killed, replacements, time.monotonic() - started, outcome.get("status", "?"), journal)

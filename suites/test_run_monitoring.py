@@ -1,0 +1,113 @@
+"""C14: run monitoring notices a run whose run worker was lost.
+
+The run's pod is killed, or its Job deleted, while its op is held. With max_resume_run_attempts = 0 the
+daemon's run monitoring must mark the run FAILURE within its poll interval plus a stated margin (the Job
+controller noticing the lost pod, one daemon loop, the GraphQL read). With resume attempts > 0 the K8s
+run launcher resumes the run in a new Job `dagster-run-<id>-1` that finishes it; the Celery K8s launcher
+cannot resume runs, so its run is marked FAILURE.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytest
+
+from chaos import run as chaos_run
+from clusters import ClusterInfo
+from deploy.bringup import Deployment, reconfigured
+from observation.kube import wait_gone, watch_until
+from observation.runs import footprint
+from workloads.hold import holding, release
+
+pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.needs_cluster, pytest.mark.c14]
+
+MARGIN_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RunWorkerFault:
+    name: str
+    experiment: str
+    action: str
+
+
+FAULTS = [
+    RunWorkerFault("run-pod-killed", "kill-run-pod.yaml", "terminate-the-run-pod"),
+    RunWorkerFault("run-job-deleted", "delete-run-job.yaml", "delete-the-run-job"),
+]
+
+
+def finished_at(journal: dict, action: str) -> float:
+    """When the fault was applied, as the journal recorded it (epoch seconds)."""
+    entry = next(e for e in journal["run"] if e["activity"]["name"] == action)
+    return datetime.fromisoformat(entry["end"]).timestamp()
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+def test_a_run_whose_run_worker_is_lost_is_marked_failed_within_the_poll_interval(
+    dagster: Deployment, cluster: ClusterInfo, held_run: str, fault: RunWorkerFault,
+    tmp_path_factory: pytest.TempPathFactory, record_property: pytest.RecordProperty,
+) -> None:
+    settings = dagster.settings
+    assert settings.run_monitoring and settings.max_resume_run_attempts == 0, "needs run monitoring without resume"
+    before = footprint(dagster, held_run)
+    assert len(before.run_pods) == 1 and len(before.run_jobs) == 1, (
+        f"expected one run Job and pod for {held_run}: {[p.metadata.name for p in before.run_pods]}")
+    pod, job = before.run_pods[0], before.run_jobs[0]
+
+    journal_path = tmp_path_factory.mktemp("chaos") / f"{fault.name}.json"
+    journal = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment, {"namespace": dagster.namespace,
+                            "run_id": held_run}, journal_path, cluster.kubeconfig, cluster.context)
+    output = chaos_run.action_output(journal, fault.action)
+    if fault.name == "run-pod-killed":
+        assert output == [pod.metadata.name], f"the experiment terminated {output}, not the run pod {pod.metadata.name}"
+    else:
+        assert output == {"name": job.metadata.name, "uid": job.metadata.uid}, f"the experiment deleted {output}"
+        wait_gone(dagster.batch.read_namespaced_job, "Job", dagster.namespace, job.metadata.name, job.metadata.uid)
+    wait_gone(dagster.core.read_namespaced_pod, "pod", dagster.namespace, pod.metadata.name, pod.metadata.uid)
+    faulted_at = finished_at(journal, fault.action)
+
+    status = dagster.webserver.wait_for_run_status(held_run, ["FAILURE"], timeout=300)
+    run = dagster.webserver.run(held_run)
+    noticed_after = (run.end_time or time.time()) - faulted_at
+    record_property("fault_to_failure_seconds", f"{noticed_after:.1f}")
+
+    bound = settings.run_monitoring_poll_interval_seconds + MARGIN_SECONDS
+    assert status.value == "FAILURE"
+    assert noticed_after <= bound, (
+        f"run monitoring marked run {held_run} FAILURE {noticed_after:.0f}s after its {fault.name}; promised within "
+        f"the poll interval {settings.run_monitoring_poll_interval_seconds}s + {MARGIN_SECONDS}s margin")
+    print(f"{fault.name}: run {held_run} FAILURE {noticed_after:.1f}s after the fault")
+
+
+@pytest.mark.parametrize("fault", FAULTS[:1], ids=lambda f: f.name)
+def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
+    dagster: Deployment, cluster: ClusterInfo, fault: RunWorkerFault, tmp_path_factory: pytest.TempPathFactory,
+    record_property: pytest.RecordProperty,
+) -> None:
+    with reconfigured(dagster, max_resume_run_attempts=1) as resumable, holding(resumable) as run_id:
+        pod = footprint(resumable, run_id).run_pods[0]
+        journal = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment, {"namespace": resumable.namespace,
+                                "run_id": run_id}, tmp_path_factory.mktemp("chaos") / f"{fault.name}.json",
+                                cluster.kubeconfig, cluster.context)
+        killed = chaos_run.action_output(journal, fault.action)
+        assert killed == [pod.metadata.name], f"the experiment terminated {killed}, not the run pod {pod.metadata.name}"
+        wait_gone(resumable.core.read_namespaced_pod, "pod", resumable.namespace, pod.metadata.name, pod.metadata.uid)
+
+        if resumable.settings.uses_celery:
+            status = resumable.webserver.wait_for_run_status(run_id, ["FAILURE"], timeout=300)
+            assert status.value == "FAILURE", f"CeleryK8sRunLauncher cannot resume runs, yet run {run_id} is {status}"
+            return
+        resumed = watch_until(resumable.batch.list_namespaced_job, f"Job dagster-run-{run_id}-1 (the resumed run)",
+                              lambda job: job.metadata.name == f"dagster-run-{run_id}-1", 300,
+                              namespace=resumable.namespace, label_selector=f"dagster/run-id={run_id}")
+        record_property("resumed_in_job", resumed.metadata.name)
+        release(resumable.core, resumable.namespace, run_id)
+        status = resumable.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=300)
+
+    assert status.value == "SUCCESS", f"the resumed run {run_id} ended {status.value}"
+    assert resumed.spec.backoff_limit == 0, "the resumed run's Job lets Kubernetes retry it"
+    print(f"run {run_id} resumed in Job {resumed.metadata.name} and finished SUCCESS")

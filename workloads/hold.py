@@ -1,0 +1,32 @@
+"""The test's side of the hold workload: a held op finishes once the test creates its release ConfigMap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kubernetes import client
+
+from deploy.bringup import Deployment
+from workloads.locations.conformance.definitions import RELEASE_CONFIG_MAP
+
+
+def release(core: client.CoreV1Api, namespace: str, run_id: str) -> None:
+    """Let the held op of ``run_id`` finish; releasing twice is fine."""
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=RELEASE_CONFIG_MAP.format(run_id=run_id)))
+    try:
+        core.create_namespaced_config_map(namespace, body)
+    except client.ApiException as exc:
+        if exc.status != 409:  # already released
+            raise
+
+
+@contextmanager
+def holding(dagster: Deployment, location: str | None = None) -> Iterator[str]:
+    """Launch the hold job, wait until its run is STARTED, yield its id; release it afterwards whatever happened."""
+    run_id = dagster.webserver.launch_run(dagster.job("hold"), location or dagster.settings.code_locations[0].name)
+    try:
+        dagster.webserver.wait_for_run_status(run_id, ["STARTED"], timeout=180)
+        yield run_id
+    finally:
+        release(dagster.core, dagster.namespace, run_id)
