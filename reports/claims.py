@@ -1,0 +1,30 @@
+"""Short titles of the design card's claims, for the conformance matrix and report titles.
+
+Kept in the repo (not parsed from the design card at run time) because the card lives outside it.
+"""
+
+from __future__ import annotations
+
+CLAIMS: dict[str, str] = {
+    "C1": "Control plane runs as Deployments; the instance is a ConfigMap",
+    "C2": "Every run is a dagster-run-<run_id> Job that reaches Complete",
+    "C3": "A run in flight finishes SUCCESS while the control plane is killed",
+    "C4": "Webserver replicas keep answering GraphQL while one is killed",
+    "C5": "The daemon is restarted and resumes heartbeats, queues, schedules, sensors",
+    "C6": "K8sRunLauncher + multiprocess: one Job per run, steps as processes",
+    "C7": "k8s_job_executor: one dagster-step Job per step with this run's step args",
+    "C8": "Celery: step pods bounded by worker concurrency; worker kill as documented",
+    "C9": "Instance defaults, job tags and op_tags reach run and step pods",
+    "C10": "Env vars (plain, ConfigMap, Secret) reach run, step and external pods",
+    "C11": "Each code location's image runs its pods; images never mix",
+    "C12": "Run retries come from Dagster, not Kubernetes (backoffLimit 0)",
+    "C13": "Op RetryPolicy retries a step, also in its own Job",
+    "C14": "Run monitoring fails or resumes a run whose pod was killed",
+    "C15": "External job stdout/stderr visible through Dagster",
+    "C16": "No plaintext credential in pods; reports redacted",
+}
+
+
+def claim_number(claim: str) -> int:
+    """``"C10"`` -> 10, so claims sort numerically rather than as text (C10 after C9)."""
+    return int(claim.lstrip("Cc"))

@@ -1,0 +1,82 @@
+"""The conformance matrix: which claims hold on which combination, as Markdown.
+
+Input is ``(claim, combination, outcome)`` entries, from the records ``reports.plugin.MatrixRecorder``
+writes (JUnit XML cannot say which claim a test checks: markers are not in it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from deploy.settings import COMBINATIONS
+from reports.claims import CLAIMS, claim_number
+from reports.plugin import NO_COMBINATION, read_records
+
+__all__ = ["LEGEND", "cell_text", "entries_from", "render_matrix", "write_matrix"]
+
+Entry = tuple[str, str, str]  # (claim, combination, outcome)
+SKIPPED = "\u2013 skip"  # an en dash: "not run" reads quieter than a hyphen
+
+LEGEND = (
+    "✓ pass: every test passed · ✗ fail: a test failed or errored · ! xpass: a known issue no longer "
+    "reproduces (update the xfail) · known issue (xfail): fails as documented upstream · " + SKIPPED + ": not run. "
+    "With several tests in a cell: `✓ 3` is 3 passed; `✗ fail 1/3` is 1 of 3."
+)
+
+
+def _counted(label: str, count: int, total: int) -> str:
+    return label if total == 1 else f"{label} {count}/{total}"
+
+
+def cell_text(outcomes: Sequence[str]) -> str:
+    """One cell: the worst outcome wins (fail, then xpass, then known issue), then pass, then skip."""
+    if not outcomes:
+        return " "
+    counts, total = Counter(outcomes), len(outcomes)
+    bad = counts["failed"] + counts["error"]
+    if bad:
+        return _counted("✗ fail", bad, total)
+    if counts["xpassed"]:
+        return _counted("! xpass", counts["xpassed"], total)
+    if counts["xfailed"]:
+        return _counted("known issue (xfail)", counts["xfailed"], total)
+    if counts["passed"]:
+        text = "✓ pass" if total == 1 else f"✓ {counts['passed']}"
+        return text + (f" ({counts['skipped']} skip)" if counts["skipped"] else "")
+    return _counted(SKIPPED, counts["skipped"], total)
+
+
+def _columns(combinations: Iterable[str]) -> list[str]:
+    """Every known combination, always (an empty column shows it was not run), then any other seen."""
+    seen = set(combinations)
+    others = sorted(seen - set(COMBINATIONS) - {NO_COMBINATION})
+    return [*COMBINATIONS, *others, *([NO_COMBINATION] if NO_COMBINATION in seen else [])]
+
+
+def render_matrix(entries: Iterable[Entry], title: str = "Conformance matrix") -> str:
+    """Markdown: one row per claim present (numeric order), one column per combination."""
+    cells: defaultdict[str, defaultdict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for claim, combination, outcome in entries:
+        cells[claim][combination].append(outcome)
+    columns = _columns(combination for row in cells.values() for combination in row)
+    lines = [f"# {title}", "", "| Claim | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for claim in sorted(cells, key=claim_number):
+        name = f"**{claim}** {CLAIMS.get(claim, '')}".strip().replace("|", "\\|")
+        lines.append(f"| {name} | " + " | ".join(cell_text(cells[claim].get(c, [])) for c in columns) + " |")
+    if not cells:
+        lines.append("| (no test with a claim marker ran) |" + " |" * len(columns))
+    return "\n".join([*lines, "", LEGEND, ""])
+
+
+def write_matrix(entries: Iterable[Entry], path: Path) -> Path:
+    """Write the matrix as Markdown to ``path``; returns it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_matrix(entries), encoding="utf-8")
+    return path
+
+
+def entries_from(records_path: Path) -> list[Entry]:
+    """The matrix entries in a JSON-lines file the plugin wrote."""
+    return [entry for record in read_records(records_path) for entry in record.entries()]
