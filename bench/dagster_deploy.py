@@ -65,7 +65,7 @@ def main() -> None:
             memory = pod_memory_mib(api, cfg.namespace)
             figures.append((f"{combination}: control-plane working set", f"{memory:.0f} MiB"))
         finally:
-            teardown(api, cfg.namespace)
+            teardown(api, cfg)
 
     width = max(len(k) for k, _ in figures)
     print()

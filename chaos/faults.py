@@ -30,11 +30,15 @@ class Fault:
     variables: dict[str, str] = field(default_factory=dict)
 
 
+WEBSERVER_FAULT = Fault("webserver", "kill-webserver.yaml", "terminate-a-webserver-pod", (WEBSERVER,))
+DAEMON_FAULT = Fault("daemon", "kill-daemon.yaml", "terminate-the-daemon-pod", (DAEMON,))
+
+
 def control_plane_faults(location: str, all_locations: list[str]) -> list[Fault]:
     """Kill the webserver, the daemon, ``location``'s server: each alone, then all of them (every location)."""
     return [
-        Fault("webserver", "kill-webserver.yaml", "terminate-a-webserver-pod", (WEBSERVER,)),
-        Fault("daemon", "kill-daemon.yaml", "terminate-the-daemon-pod", (DAEMON,)),
+        WEBSERVER_FAULT,
+        DAEMON_FAULT,
         Fault("code-location", "kill-code-location.yaml", "terminate-the-code-location-pod",
               (code_location(location),), {"location": location}),
         Fault("all-three", "kill-control-plane.yaml", "terminate-control-plane-pods",

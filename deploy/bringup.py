@@ -23,8 +23,8 @@ from clusters.phases import phase
 from deploy import manifests, settings
 from deploy.graphql import DagsterWebserver
 from deploy.settings import DeploymentSettings
-from observation.kube import deployment_available, rollout_complete
-from observation.waits import Observation, WaitTimeout, wait_for
+from observation.kube import deployment_available, pod_summary, rollout_complete, wait_pod_finished
+from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 READY_TIMEOUT = 300.0
 # Each sample workload exists once per executor: <workload>_<suffix>.
@@ -160,7 +160,7 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
                                       f"last log lines: {logs}") from exc
     except BaseException:
         if not keep:
-            teardown(api, cfg.namespace)
+            teardown(api, cfg)
         raise
     return deployment
 
@@ -168,11 +168,10 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
 @contextmanager
 def reconfigured(deployment: Deployment, **changes: Any) -> Iterator[Deployment]:
     """The deployment with other instance settings (e.g. ``max_resume_run_attempts=1``), restored afterwards."""
-    changed = _reconfigure(deployment, replace(deployment.settings, **changes))
     try:
-        yield changed
-    finally:
-        _reconfigure(changed, deployment.settings)
+        yield _reconfigure(deployment, replace(deployment.settings, **changes))
+    finally:  # also when the new config never came up
+        _reconfigure(deployment, deployment.settings)
 
 
 def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
@@ -194,10 +193,14 @@ def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
     return changed
 
 
-def teardown(api: client.ApiClient, *namespaces: str, timeout: float = 180.0) -> None:
-    """Delete the namespaces (all at once) and wait until they are gone, so the next deployment starts clean."""
+def teardown(api: client.ApiClient, *deployments: DeploymentSettings, timeout: float = 180.0) -> None:
+    """Clear what the deployments left on the node, delete their namespaces (all at once) and wait until they
+    are gone, so the next deployment starts clean."""
     core = client.CoreV1Api(api)
+    namespaces = [cfg.namespace for cfg in deployments]
     with phase(f"Deleting namespace(s) {', '.join(namespaces)}"):
+        for cfg in deployments:
+            _clear_compute_logs(core, cfg)
         for namespace in namespaces:
             try:
                 core.delete_namespace(namespace, propagation_policy="Background")
@@ -206,6 +209,22 @@ def teardown(api: client.ApiClient, *namespaces: str, timeout: float = 180.0) ->
                     raise
         for namespace in namespaces:
             wait_for(f"namespace {namespace} to be deleted", lambda ns=namespace: _namespace_gone(core, ns), timeout)
+
+
+def _clear_compute_logs(core: client.CoreV1Api, cfg: DeploymentSettings) -> None:
+    """Remove the deployment's compute log directory from the node; a namespace already gone has none to clear."""
+    try:
+        core.create_namespaced_pod(cfg.namespace, manifests.compute_log_cleaner(cfg))
+    except ApiException as exc:
+        if exc.status in (403, 404, 409):  # namespace gone or terminating, or a cleaner already made
+            return
+        raise
+    try:
+        pod = wait_pod_finished(core, cfg.namespace, manifests.COMPUTE_LOG_CLEANER, timeout=60)
+        if pod.status.phase != "Succeeded":
+            print(f"  ! could not clear compute logs of {cfg.namespace} from the node: {pod_summary(pod)}")
+    except (WaitTimeout, TerminalState) as exc:
+        print(f"  ! could not clear compute logs of {cfg.namespace} from the node: {exc}")
 
 
 def _namespace_gone(core: client.CoreV1Api, namespace: str) -> Observation[None]:

@@ -286,6 +286,16 @@ class RunEvent:
     level: str | None
     metadata: dict[str, Any]
     error: str | None
+    file_key: str | None = None  # LOGS_CAPTURED: where the steps' stdout/stderr went
+    step_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CapturedLogs:
+    """The stdout and stderr the compute log manager captured under one log key."""
+
+    stdout: str
+    stderr: str
 
 
 @dataclass(frozen=True)
@@ -388,12 +398,36 @@ query RunEvents($runId: ID!, $cursor: String, $limit: Int) {
         ... on DisplayableEvent { metadataEntries { ...metadataFields } }
         ... on ErrorEvent { error { message causes { message } } }
         ... on ExecutionStepFailureEvent { failureMetadata { metadataEntries { ...metadataFields } } }
+        ... on LogsCapturedEvent { fileKey stepKeys }
       }
     }
     ... on Error { message }
   }
 }
 """ + METADATA_FIELDS
+
+TICKS_QUERY = """
+query Ticks($schedule: ScheduleSelector!, $sensor: SensorSelector!, $isSchedule: Boolean!, $limit: Int!) {
+  scheduleOrError(scheduleSelector: $schedule) @include(if: $isSchedule) {
+    __typename
+    ... on Schedule { scheduleState { ticks(limit: $limit) { timestamp status } } }
+    ... on PythonError { message }
+    ... on ScheduleNotFoundError { message }
+  }
+  sensorOrError(sensorSelector: $sensor) @skip(if: $isSchedule) {
+    __typename
+    ... on Sensor { sensorState { ticks(limit: $limit) { timestamp status } } }
+    ... on PythonError { message }
+    ... on SensorNotFoundError { message }
+  }
+}
+"""
+
+CAPTURED_LOGS_QUERY = """
+query CapturedLogs($logKey: [String!]!) {
+  capturedLogs(logKey: $logKey) { stdout stderr }
+}
+"""
 
 DAEMON_HEALTH_QUERY = """
 query DaemonHealth {
@@ -481,6 +515,8 @@ def parse_event(node: Mapping[str, Any]) -> RunEvent:
         level=node.get("level"),
         metadata=parse_metadata(entries),
         error=python_error_text(node.get("error")),
+        file_key=node.get("fileKey"),
+        step_keys=tuple(node.get("stepKeys") or ()),
     )
 
 
@@ -651,6 +687,26 @@ class DagsterWebserver:
             if not page.has_more or not page.events:
                 return events
             cursor = page.cursor
+
+    def captured_logs(self, run_id: str, file_key: str) -> CapturedLogs:
+        """What the compute log manager captured for ``file_key`` of the run (see LOGS_CAPTURED events)."""
+        name = f"CapturedLogs {file_key} of run {run_id}"
+        data = self.query(name, CAPTURED_LOGS_QUERY, {"logKey": [run_id, "compute_logs", file_key]})
+        logs = data["capturedLogs"]
+        return CapturedLogs(stdout=logs.get("stdout") or "", stderr=logs.get("stderr") or "")
+
+    def tick_times(self, kind: str, name: str, location: str, repository: str = DEFINITIONS_REPOSITORY,
+                   limit: int = 10) -> list[tuple[float, str]]:
+        """(epoch seconds, status) of the latest ticks of schedule or sensor ``name``, newest first."""
+        if kind not in ("schedule", "sensor"):
+            raise ValueError(f"kind must be schedule or sensor, not {kind}")
+        selector = {"repositoryLocationName": location, "repositoryName": repository}
+        variables = {"schedule": {**selector, "scheduleName": name}, "sensor": {**selector, "sensorName": name},
+                     "isSchedule": kind == "schedule", "limit": limit}
+        operation = f"Ticks of {kind} {name} in {location}"
+        data = self.query(operation, TICKS_QUERY, variables)
+        found = expect_type(self._operation(operation), data[f"{kind}OrError"], kind.capitalize())
+        return [(float(tick["timestamp"]), tick["status"]) for tick in found[f"{kind}State"]["ticks"]]
 
     def daemon_statuses(self) -> list[DaemonStatus]:
         """Every daemon the instance knows, with its last heartbeat."""

@@ -36,6 +36,9 @@ def run_launcher(cfg: DeploymentSettings) -> dict[str, Any]:
         "image_pull_policy": cfg.image_pull_policy,
         "service_account_name": s.SERVICE_ACCOUNT,
         "env_config_maps": [s.PIPELINE_ENV_CONFIG_MAP],
+        # Run pods, and the step pods that inherit the launcher's config, write compute logs here.
+        "volumes": [_compute_log_volume(cfg)],
+        "volume_mounts": [_compute_log_mount()],
     }
     if cfg.uses_celery:
         return {"module": "dagster_celery_k8s", "class": "CeleryK8sRunLauncher",
@@ -59,6 +62,8 @@ def instance_config(cfg: DeploymentSettings) -> dict[str, Any]:
                            "poll_interval_seconds": cfg.run_monitoring_poll_interval_seconds,
                            "max_resume_run_attempts": cfg.max_resume_run_attempts},
         "run_retries": {"enabled": cfg.run_retries, "max_retries": cfg.max_retries},
+        "compute_logs": {"module": "dagster.core.storage.local_compute_log_manager", "class": "LocalComputeLogManager",
+                         "config": {"base_dir": s.COMPUTE_LOG_DIR}},
         "telemetry": {"enabled": False},
     }
 
@@ -91,6 +96,14 @@ def _dagster_env() -> list[dict[str, Any]]:
 def _instance_mount() -> dict[str, Any]:
     # Only dagster.yaml: Dagster processes write under DAGSTER_HOME, which must stay writable.
     return {"name": "dagster-instance", "mountPath": DAGSTER_YAML, "subPath": "dagster.yaml"}
+
+
+def _compute_log_mount() -> dict[str, Any]:
+    return {"name": "compute-logs", "mountPath": s.COMPUTE_LOG_DIR}
+
+
+def _compute_log_volume(cfg: DeploymentSettings) -> dict[str, Any]:
+    return {"name": "compute-logs", "hostPath": {"path": cfg.compute_log_host_path, "type": "DirectoryOrCreate"}}
 
 
 def _instance_volume() -> dict[str, Any]:
@@ -229,11 +242,11 @@ def webserver(cfg: DeploymentSettings) -> list[Manifest]:
                         "-w", f"{WORKSPACE_DIR}/workspace.yaml"],
             "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": s.PIPELINE_ENV_CONFIG_MAP}}],
             "ports": [{"containerPort": s.WEBSERVER_PORT}],
-            "volumeMounts": [_instance_mount(), _workspace_mount()],
+            "volumeMounts": [_instance_mount(), _workspace_mount(), _compute_log_mount()],
             "readinessProbe": {"httpGet": {"path": "/server_info", "port": s.WEBSERVER_PORT},
                                "periodSeconds": 3, "timeoutSeconds": 3, "failureThreshold": 3},
         }],
-        "volumes": [_instance_volume(), _workspace_volume()],
+        "volumes": [_instance_volume(), _workspace_volume(), _compute_log_volume(cfg)],
     }
     return [_deployment(s.WEBSERVER, cfg.namespace, "dagster-webserver", pod, replicas=cfg.webserver_replicas,
                         annotations=instance_checksum(cfg)),
@@ -284,6 +297,24 @@ def celery_workers(cfg: DeploymentSettings) -> list[Manifest]:
         _deployment(s.CELERY_WORKERS, cfg.namespace, "celery", pod, replicas=cfg.celery_worker_replicas,
                     annotations=instance_checksum(cfg)),
     ]
+
+
+COMPUTE_LOG_CLEANER = "dkc-clear-compute-logs"
+
+
+def compute_log_cleaner(cfg: DeploymentSettings) -> Manifest:
+    """A pod that removes this deployment's compute logs from the node (a pod works on every provider)."""
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": _meta(COMPUTE_LOG_CLEANER, cfg.namespace, "cleanup"),
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "clear", "image": cfg.images.dagster, "imagePullPolicy": cfg.image_pull_policy,
+                            "command": ["rm", "-rf", f"/node-dir/{cfg.namespace}"],
+                            "volumeMounts": [{"name": "node-dir", "mountPath": "/node-dir"}]}],
+            "volumes": [{"name": "node-dir",
+                         "hostPath": {"path": cfg.compute_log_host_dir, "type": "DirectoryOrCreate"}}],
+        },
+    }
 
 
 def all_manifests(cfg: DeploymentSettings) -> dict[str, list[Manifest]]:

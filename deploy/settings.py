@@ -12,6 +12,7 @@ from typing import Any
 COMBINATIONS = ("k8s-multiprocess", "k8s-job", "celery-k8s")
 RELEASE = "dagster"
 DAGSTER_HOME = "/opt/dagster/dagster_home"
+COMPUTE_LOG_DIR = "/opt/dagster/compute-logs"
 GRPC_PORT = 3030
 WEBSERVER_PORT = 80
 MANAGED_LABEL = "dkc.dagster.io/managed-by"
@@ -60,6 +61,14 @@ class CodeLocation:
         return f"{RELEASE}-dagster-user-deployments-{self.name}"
 
 
+# The instance's defaults for run pods (K8sRunLauncher run_k8s_config): small requests so that many pods fit
+# on one node, and a node selector every node satisfies. C9 checks they reach run and step pods.
+INSTANCE_RUN_K8S_CONFIG: dict[str, Any] = {
+    "container_config": {"resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "2Gi"}}},
+    "pod_spec_config": {"node_selector": {"kubernetes.io/os": "linux"}},
+}
+
+
 @dataclass(frozen=True)
 class Images:
     dagster: str
@@ -85,7 +94,10 @@ class DeploymentSettings:
     run_retries: bool = True
     max_retries: int = 0
     image_pull_policy: str = "Never"  # images are loaded into the nodes, never pulled
-    run_k8s_config: dict[str, Any] = field(default_factory=dict)
+    # Compute logs (op stdout/stderr) go to a node directory shared by run/step pods and the webserver, so
+    # the webserver can show them: one node, no object store needed. <dir>/<namespace> is used.
+    compute_log_host_dir: str = "/var/tmp/dagster-k8s-conformance/compute-logs"
+    run_k8s_config: dict[str, Any] = field(default_factory=lambda: dict(INSTANCE_RUN_K8S_CONFIG))
     postgres_password: str = ""
     test_secret_value: str = ""  # the value of DKC_FROM_SECRET: known, so the suite can search for leaks
 
@@ -97,6 +109,10 @@ class DeploymentSettings:
     @property
     def uses_celery(self) -> bool:
         return self.combination == "celery-k8s"
+
+    @property
+    def compute_log_host_path(self) -> str:
+        return f"{self.compute_log_host_dir}/{self.namespace}"
 
     @property
     def broker_url(self) -> str:

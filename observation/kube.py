@@ -101,14 +101,14 @@ def wait_job_finished(batch: client.BatchV1Api, namespace: str, name: str, timeo
 
 
 def deployment_available(api: client.ApiClient, namespace: str, selector: str) -> Observation[None]:
-    """Whether every Deployment matching ``selector`` has all replicas ready; if not, why each pod is not."""
+    """Whether every Deployment matching ``selector`` has rolled out its current template with all replicas
+    ready (an old pod still serving does not count); if not, why each pod is not."""
     deployments = client.AppsV1Api(api).list_namespaced_deployment(
         namespace, label_selector=selector, _request_timeout=10).items
     if not deployments:
         return Observation(False, f"no Deployment matching {selector} in {namespace}")
-    ready = {d.metadata.name: (d.status.ready_replicas or 0, d.spec.replicas or 0) for d in deployments}
-    done = all(have >= want for have, want in ready.values())
-    seen = ", ".join(f"{name} {have}/{want} ready" for name, (have, want) in ready.items())
+    done = all(rolled_out(d) for d in deployments)
+    seen = ", ".join(rollout_summary(d) for d in deployments)
     if not done:
         pods = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector, _request_timeout=10)
         seen += "; pods: " + (" | ".join(pod_summary(p) for p in pods.items) or "none created")
@@ -152,14 +152,22 @@ def wait_gone(read_call: Callable[..., Any], kind: str, namespace: str, name: st
     wait_for(f"{kind} {namespace}/{name} ({uid}) to be gone", look, timeout, 1.0)
 
 
-def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Observation[None]:
-    """A Deployment has rolled out its current template: every replica updated and available, none old left."""
-    found = apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
-    status, want = found.status, found.spec.replicas or 0
-    seen = (f"{name}: generation {found.metadata.generation} observed {status.observed_generation}, "
-            f"replicas {status.replicas or 0}, updated {status.updated_replicas or 0}, "
-            f"available {status.available_replicas or 0} of {want}")
-    done = ((status.observed_generation or 0) >= found.metadata.generation
+def rolled_out(deployment: client.V1Deployment) -> bool:
+    """Every replica runs the current template and is available, and no old replica is left."""
+    status, want = deployment.status, deployment.spec.replicas or 0
+    return ((status.observed_generation or 0) >= deployment.metadata.generation
             and (status.updated_replicas or 0) == want and (status.available_replicas or 0) == want
             and (status.replicas or 0) == want)
-    return Observation(done, seen)
+
+
+def rollout_summary(deployment: client.V1Deployment) -> str:
+    status = deployment.status
+    return (f"{deployment.metadata.name}: {status.updated_replicas or 0} updated, "
+            f"{status.available_replicas or 0} available, {status.replicas or 0} in all, "
+            f"of {deployment.spec.replicas or 0}")
+
+
+def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Observation[None]:
+    """A Deployment has rolled out its current template (see ``rolled_out``)."""
+    found = apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
+    return Observation(rolled_out(found), rollout_summary(found))

@@ -6,6 +6,7 @@ import base64
 import json
 import zlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
@@ -15,6 +16,8 @@ from deploy.bringup import Deployment
 RUN_JOB_PREFIX = "dagster-run-"
 STEP_JOB_PREFIX = "dagster-step-"
 STEP_ARGS_ENV = "DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+EXTERNAL_COMPONENT = "k8s_job_op"
 
 
 @dataclass
@@ -26,10 +29,18 @@ class RunFootprint:
     step_jobs: list[client.V1Job] = field(default_factory=list)
     run_pods: list[client.V1Pod] = field(default_factory=list)
     step_pods: list[client.V1Pod] = field(default_factory=list)
+    external_jobs: list[client.V1Job] = field(default_factory=list)
+    external_pods: list[client.V1Pod] = field(default_factory=list)
 
     @property
     def pods(self) -> list[client.V1Pod]:
-        return self.run_pods + self.step_pods
+        """Every pod of the run: run worker, steps and external jobs."""
+        return self.run_pods + self.step_pods + self.external_pods
+
+
+def is_external(obj: client.V1Job | client.V1Pod) -> bool:
+    """Made by k8s_job_op / execute_k8s_job (they label their Jobs and pods with this component)."""
+    return (obj.metadata.labels or {}).get(COMPONENT_LABEL) == EXTERNAL_COMPONENT
 
 
 def footprint(dagster: Deployment, run_id: str) -> RunFootprint:
@@ -37,11 +48,17 @@ def footprint(dagster: Deployment, run_id: str) -> RunFootprint:
     selector = f"dagster/run-id={run_id}"
     found = RunFootprint(run_id)
     for job in dagster.batch.list_namespaced_job(dagster.namespace, label_selector=selector).items:
-        (found.step_jobs if job.metadata.name.startswith(STEP_JOB_PREFIX) else found.run_jobs).append(job)
+        if is_external(job):
+            found.external_jobs.append(job)
+        else:
+            (found.step_jobs if job.metadata.name.startswith(STEP_JOB_PREFIX) else found.run_jobs).append(job)
     # Pods by the Job that owns them: the run Job's name carries the run id, step Jobs a hash.
     for pod in dagster.core.list_namespaced_pod(dagster.namespace, label_selector=selector).items:
         owner = pod.metadata.labels.get("job-name", "")
-        (found.step_pods if owner.startswith(STEP_JOB_PREFIX) else found.run_pods).append(pod)
+        if is_external(pod):
+            found.external_pods.append(pod)
+        else:
+            (found.step_pods if owner.startswith(STEP_JOB_PREFIX) else found.run_pods).append(pod)
     # A run pod made by K8sRunLauncher may carry the run id only in its Job's name.
     if not found.run_pods:
         for pod in dagster.core.list_namespaced_pod(
@@ -86,3 +103,14 @@ def step_args_json(encoded: str) -> str:
 
 def decode_step_args(encoded: str) -> dict[str, Any]:
     return json.loads(step_args_json(encoded))
+
+
+def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
+    """The largest number of intervals overlapping at one instant (a pod ending as another starts: no overlap)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                   key=lambda edge: (edge[0], edge[1]))
+    running = peak = 0
+    for _, change in edges:
+        running += change
+        peak = max(peak, running)
+    return peak

@@ -84,7 +84,7 @@ class DeploymentPool:
 
     def close(self) -> None:
         if not self.keep and self.deployed:
-            teardown(self.api, *(d.namespace for d in self.deployed.values()))
+            teardown(self.api, *(d.settings for d in self.deployed.values()))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
-"""C3: a run in flight finishes SUCCESS while the webserver, the daemon, the code location server — each
-alone, then all three — is killed, and the killed component comes back Ready.
+"""Killing the control plane.
+
+C3 a run in flight finishes SUCCESS while the webserver, the daemon, the code location server — each
+   alone, then all three — is killed, and the killed component comes back Ready.
+C4 with two webserver replicas, GraphQL keeps answering through the Service while one is killed.
 
 The run's op is held until the test releases it, so the fault surely hits mid-run. Faults are applied
 with chaostoolkit-kubernetes through the experiment files in chaos/experiments (the same files run by hand
@@ -12,10 +15,15 @@ import time
 
 import pytest
 
-from chaos.faults import Fault, apply, control_plane_faults
+from chaos.faults import WEBSERVER, WEBSERVER_FAULT, Fault, apply, control_plane_faults
+from chaos.load import RequestLoop
 from clusters import ClusterInfo
-from deploy.bringup import Deployment
+from deploy import settings
+from deploy.bringup import Deployment, reconfigured
+from deploy.graphql import DagsterWebserver
 from deploy.images import LOCATION_NAMES
+from observation.kube import pod_uids
+from observation.waits import Observation, wait_for
 from workloads.hold import release
 
 pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.needs_cluster]
@@ -46,3 +54,38 @@ def test_a_run_in_flight_finishes_while_a_control_plane_component_is_killed(
     record_property("release_to_success_seconds", f"{time.monotonic() - released_at:.1f}")
     print(f"{fault.name}: killed {applied.killed}, replaced by {sorted(applied.replacements.values())}, "
           f"Ready {applied.recovered_seconds:.1f}s after the fault; run {run_id} SUCCESS")
+
+
+# "Keeps answering": no span without an answer longer than this (the apiserver's proxy needs the endpoint
+# of the killed pod to be removed from the Service before it stops picking it).
+SILENCE_LIMIT_SECONDS = 5.0
+REQUESTS_AFTER_RECOVERY = 10
+
+
+@pytest.mark.c4
+def test_graphql_keeps_answering_while_one_of_two_webserver_replicas_is_killed(
+    dagster: Deployment, cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory,
+    record_property: pytest.RecordProperty,
+) -> None:
+    with reconfigured(dagster, webserver_replicas=2) as replicated:
+        replicas = pod_uids(replicated.core, replicated.namespace, WEBSERVER)
+        assert len(replicas) == 2, f"expected two webserver replicas, found {sorted(replicas.values())}"
+        graphql = DagsterWebserver.through_service_proxy(replicated.api, replicated.namespace, settings.WEBSERVER,
+                                                         settings.WEBSERVER_PORT, request_timeout=5)
+        with RequestLoop(graphql.version) as loop:
+            applied = apply(WEBSERVER_FAULT, replicated.core, replicated.namespace,
+                            tmp_path_factory.mktemp("chaos") / "c4-webserver.json", cluster.kubeconfig, cluster.context)
+            enough = len(loop.answers.results) + REQUESTS_AFTER_RECOVERY
+            wait_for(f"{REQUESTS_AFTER_RECOVERY} requests after the replacement was Ready",
+                     lambda: Observation(len(loop.answers.results) >= enough, f"{len(loop.answers.results)} requests"),
+                     60)
+    answers = loop.answers
+    record_property("requests", str(len(answers.results)))
+    record_property("failed_requests", str(len(answers.failed)))
+    record_property("longest_silence_seconds", f"{answers.longest_silence:.1f}")
+
+    assert answers.longest_silence <= SILENCE_LIMIT_SECONDS, (
+        f"GraphQL did not answer for {answers.longest_silence:.1f}s while {applied.killed} was killed "
+        f"({len(answers.failed)} of {len(answers.results)} requests failed, e.g. {answers.failed[:2]})")
+    print(f"C4: {len(answers.failed)} of {len(answers.results)} requests failed, longest silence "
+          f"{answers.longest_silence:.1f}s; {applied.killed} replaced in {applied.recovered_seconds:.1f}s")

@@ -3,8 +3,8 @@
 The run's pod is killed, or its Job deleted, while its op is held. With max_resume_run_attempts = 0 the
 daemon's run monitoring must mark the run FAILURE within its poll interval plus a stated margin (the Job
 controller noticing the lost pod, one daemon loop, the GraphQL read). With resume attempts > 0 the K8s
-run launcher resumes the run in a new Job `dagster-run-<id>-1` that finishes it; the Celery K8s launcher
-cannot resume runs, so its run is marked FAILURE.
+run launcher resumes the run in a new Job `dagster-run-<id>-1` that finishes it. The Celery K8s launcher
+cannot resume runs (Dagster refuses an instance that asks it to), so its lost runs are marked FAILURE.
 """
 
 from __future__ import annotations
@@ -88,6 +88,9 @@ def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
     dagster: Deployment, cluster: ClusterInfo, fault: RunWorkerFault, tmp_path_factory: pytest.TempPathFactory,
     record_property: pytest.RecordProperty,
 ) -> None:
+    if dagster.settings.uses_celery:
+        pytest.skip("CeleryK8sRunLauncher cannot resume runs: Dagster refuses to start an instance that sets "
+                    "max_resume_run_attempts > 0 with it (its lost runs are marked FAILURE, checked above)")
     with reconfigured(dagster, max_resume_run_attempts=1) as resumable, holding(resumable) as run_id:
         pod = footprint(resumable, run_id).run_pods[0]
         journal = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment, {"namespace": resumable.namespace,
@@ -97,10 +100,6 @@ def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
         assert killed == [pod.metadata.name], f"the experiment terminated {killed}, not the run pod {pod.metadata.name}"
         wait_gone(resumable.core.read_namespaced_pod, "pod", resumable.namespace, pod.metadata.name, pod.metadata.uid)
 
-        if resumable.settings.uses_celery:
-            status = resumable.webserver.wait_for_run_status(run_id, ["FAILURE"], timeout=300)
-            assert status.value == "FAILURE", f"CeleryK8sRunLauncher cannot resume runs, yet run {run_id} is {status}"
-            return
         resumed = watch_until(resumable.batch.list_namespaced_job, f"Job dagster-run-{run_id}-1 (the resumed run)",
                               lambda job: job.metadata.name == f"dagster-run-{run_id}-1", 300,
                               namespace=resumable.namespace, label_selector=f"dagster/run-id={run_id}")

@@ -1,5 +1,7 @@
 """C16: no plaintext credential in any run or step pod's args or env (passwords via secretKeyRef).
 
+External job pods are checked in test_external_jobs.
+
 The Postgres password and the test Secret's value are known to the suite, so it searches every run
 and step pod of the namespace for them, including inside the decoded step args.
 """
@@ -28,15 +30,20 @@ def plaintext_of(pod: client.V1Pod) -> list[tuple[str, str]]:
     return found
 
 
-def test_no_secret_value_in_run_or_step_pods(dagster: Deployment) -> None:
+def leaks_in(dagster: Deployment, pods: list[client.V1Pod]) -> list[str]:
+    """Where in these pods' specs a known secret value appears in plain text."""
     secrets = {"the Postgres password": dagster.settings.postgres_password,
                "the test Secret's value": dagster.settings.test_secret_value}
+    return [f"{label} in pod {pod.metadata.name} {where}"
+            for pod in pods for where, text in plaintext_of(pod)
+            for label, secret in secrets.items() if secret and secret in text]
+
+
+def test_no_secret_value_in_run_or_step_pods(dagster: Deployment) -> None:
     run_id = dagster.run_to_success("report")
     pods = footprint(dagster, run_id).pods
     assert pods, f"no pods found for run {run_id}"
 
-    leaks = [f"{label} in pod {pod.metadata.name} {where}"
-             for pod in pods for where, text in plaintext_of(pod)
-             for label, secret in secrets.items() if secret and secret in text]
+    leaks = leaks_in(dagster, pods)
 
     assert not leaks, "plaintext credentials: " + "; ".join(leaks)

@@ -27,3 +27,18 @@ def test_step_args_are_base64_of_zlib_of_json() -> None:
     encoded = base64.b64encode(zlib.compress(json.dumps(payload).encode())).decode()
     assert json.loads(step_args_json(encoded)) == payload
     assert decode_step_args(encoded)["pipeline_run_id"] == "r1"
+
+
+def test_most_at_once_counts_overlaps_not_touching_ends() -> None:
+    from datetime import datetime, timedelta
+
+    from observation.runs import most_at_once
+
+    t0 = datetime(2026, 1, 1)
+
+    def span(a: int, b: int) -> tuple[datetime, datetime]:
+        return t0 + timedelta(seconds=a), t0 + timedelta(seconds=b)
+
+    assert most_at_once([span(0, 4), span(4, 8), span(8, 12)]) == 1
+    assert most_at_once([span(0, 4), span(1, 5), span(2, 6), span(5, 9)]) == 3
+    assert most_at_once([]) == 0

@@ -4,9 +4,24 @@ so the suites can tell which location (and so which image) ran a run or a step."
 import hashlib
 import os
 import socket
+import time
 from pathlib import Path
 
-from dagster import Definitions, OpExecutionContext, Output, RetryPolicy, job, op
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Definitions,
+    OpExecutionContext,
+    Output,
+    RetryPolicy,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
+    job,
+    op,
+    schedule,
+    sensor,
+)
 from dagster_celery_k8s import celery_k8s_job_executor
 from dagster_k8s import execute_k8s_job, k8s_job_executor, k8s_job_op
 
@@ -145,7 +160,7 @@ def broken_celery() -> None:
 EXTERNAL_MARKER = "DKC-EXTERNAL-STDOUT"
 EXTERNAL_PROGRAM = f"""
 import hashlib, json, os, pathlib, socket, sys
-seen = {{name: hashlib.sha256(os.environ[name].encode()).hexdigest() if name in os.environ else "unset"
+seen = {{"env " + name: hashlib.sha256(os.environ[name].encode()).hexdigest() if name in os.environ else "unset"
          for name in {REPORTED_ENV!r}}}
 marks = sorted(pathlib.Path("/opt/dagster/app").glob("*/location.txt"))
 seen["location"] = marks[0].read_text().strip() if marks else "none"
@@ -185,6 +200,59 @@ def external_jobs_celery() -> None:
     execute_external_job()
 
 
+# Kubernetes settings through tags: the job's tag overrides the instance's resources for its pods, the op's
+# tag annotates the pod of its step. The suites compare pod specs against these values.
+OP_TAG_ANNOTATION = "dkc.dagster.io/op-tag"
+JOB_TAG_RESOURCES = {"requests": {"cpu": "20m", "memory": "80Mi"}, "limits": {"memory": "3Gi"}}
+JOB_TAGS = {"dagster-k8s/config": {"container_config": {"resources": JOB_TAG_RESOURCES}}}
+
+
+@op(tags={"dagster-k8s/config": {"pod_template_spec_metadata": {"annotations": {OP_TAG_ANNOTATION: "reached"}}}})
+def tagged(context: OpExecutionContext) -> None:
+    """Carries an op tag for its step pod; does nothing else."""
+    context.log.info(f"tagged op on host={socket.gethostname()}")
+
+
+@job(tags=JOB_TAGS, description="Job and op tags with Kubernetes settings, multiprocess executor.")
+def tagged_multiprocess() -> None:
+    tagged()
+
+
+@job(tags=JOB_TAGS, executor_def=k8s_job_executor, description="Job and op tags with Kubernetes settings, step Jobs.")
+def tagged_k8s() -> None:
+    tagged()
+
+
+@job(tags=JOB_TAGS, executor_def=celery_k8s_job_executor,
+     description="Job and op tags with Kubernetes settings, steps through Celery.")
+def tagged_celery() -> None:
+    tagged()
+
+
+# Fan-out: independent steps that each take a few seconds, so that steps which could run at once do.
+FAN_OUT_WIDTH = 6
+FAN_OUT_STEP_SECONDS = 4
+
+
+def _busy_op(index: int):
+    @op(name=f"busy_{index}")
+    def busy(context: OpExecutionContext) -> None:
+        """Stays busy for a fixed time so that its step pod's lifetime can be compared with the others'."""
+        context.log.info(f"busy_{index} on host={socket.gethostname()}")
+        time.sleep(FAN_OUT_STEP_SECONDS)
+
+    return busy
+
+
+BUSY_OPS = [_busy_op(index) for index in range(FAN_OUT_WIDTH)]
+
+
+@job(executor_def=celery_k8s_job_executor, description="Independent steps at once, through Celery.")
+def fan_out_celery() -> None:
+    for busy in BUSY_OPS:
+        busy()
+
+
 @job(description="One op, multiprocess executor: everything runs in the run pod.")
 def ping_multiprocess() -> None:
     ping()
@@ -200,7 +268,27 @@ def ping_celery() -> None:
     ping()
 
 
+# The daemon's own work, to see it resume after a restart: a sensor and a schedule that tick and skip
+# (they launch nothing, so they cost a tick each and never disturb the suites' runs).
+SENSOR_NAME = "dkc_tick_sensor"
+SCHEDULE_NAME = "dkc_tick_schedule"
+
+
+@sensor(name=SENSOR_NAME, job=ping_multiprocess, minimum_interval_seconds=15,
+        default_status=DefaultSensorStatus.RUNNING)
+def tick_sensor(context: SensorEvaluationContext) -> SkipReason:
+    return SkipReason("dkc: the sensor ticked; nothing to launch")
+
+
+@schedule(name=SCHEDULE_NAME, job=ping_multiprocess, cron_schedule="* * * * *",
+          default_status=DefaultScheduleStatus.RUNNING)
+def tick_schedule(context: ScheduleEvaluationContext) -> SkipReason:
+    return SkipReason("dkc: the schedule ticked; nothing to launch")
+
+
 defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery, report_multiprocess, report_k8s, report_celery,
                          hold_multiprocess, hold_k8s, hold_celery, flaky_multiprocess, flaky_k8s, flaky_celery,
                          broken_multiprocess, broken_k8s, broken_celery,
-                         external_jobs_multiprocess, external_jobs_k8s, external_jobs_celery])
+                         external_jobs_multiprocess, external_jobs_k8s, external_jobs_celery,
+                         tagged_multiprocess, tagged_k8s, tagged_celery, fan_out_celery],
+                   sensors=[tick_sensor], schedules=[tick_schedule])
