@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -21,7 +21,7 @@ from clusters import manifests as kube_manifests
 from clusters.errors import ClusterError
 from clusters.phases import phase
 from deploy import manifests, settings
-from deploy.graphql import DagsterWebserver
+from deploy.graphql import DagsterApiError, DagsterWebserver
 from deploy.settings import DeploymentSettings
 from observation.kube import deployment_available, pod_summary, rollout_complete, wait_pod_finished
 from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
@@ -153,7 +153,11 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
             deployment.webserver.wait_until_answering(READY_TIMEOUT)
             for location in cfg.code_locations:
                 try:
-                    deployment.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT)
+                    # A webserver kept from an earlier session may still show the replaced server's code:
+                    # ask it to load from the server that runs now, as a user does after a deploy.
+                    with suppress(DagsterApiError):  # a failed reload shows as a load error, retried below
+                        deployment.webserver.reload_location(location.name)
+                    deployment.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT, reload_on_error=True)
                 except WaitTimeout as exc:
                     logs = last_log_lines(api, cfg.namespace, _selector("user-deployments", deployment=location.name))
                     raise DeployError(f"code location {location.name} did not load: {exc}; "

@@ -48,7 +48,9 @@ def test_a_killed_daemon_comes_back_and_resumes_its_work(
     record_property("replacement_ready_seconds", f"{applied.recovered_seconds:.1f}")
 
     status = dagster.webserver.wait_for_run_status(queued, ["SUCCESS"], timeout=300)
-    dequeued = [e.timestamp for e in dagster.webserver.run_events(queued) if e.event_type == "RUN_DEQUEUED"]
+    events = dagster.webserver.run_events(queued)
+    enqueued = [e.timestamp for e in events if e.event_type == "RUN_ENQUEUED"]
+    dequeued = [e.timestamp for e in events if e.event_type == "RUN_STARTING"]  # the coordinator hands it over
     heartbeats = wait_for("every required daemon to heartbeat after the restart", lambda: _fresh(dagster, restarted_at),
                           120, 2)
     sensor_tick = wait_for(f"sensor {SENSOR_NAME} to tick after the restart",
@@ -59,10 +61,11 @@ def test_a_killed_daemon_comes_back_and_resumes_its_work(
                              SCHEDULE_TICK_TIMEOUT, 5)
 
     assert status.value == "SUCCESS", f"the run queued while the daemon was down ended {status.value}"
+    assert enqueued, f"run {queued} was never queued (events: {[e.event_type for e in events]})"
     assert dequeued and dequeued[0] >= restarted_at, (
-        f"run {queued} was not dequeued by the new daemon (RUN_DEQUEUED at {dequeued}, restart at {restarted_at})")
-    print(f"C5: {old_name} -> {replacement.metadata.name}; run {queued} dequeued "
-          f"{dequeued[0] - restarted_at:.1f}s after the restart; heartbeats {heartbeats}; sensor tick "
+        f"run {queued} was not dequeued by the new daemon (RUN_STARTING at {dequeued}, restart at {restarted_at})")
+    print(f"C5: {old_name} -> {replacement.metadata.name}; run {queued} queued {enqueued[0] - restarted_at:+.1f}s, "
+          f"dequeued {dequeued[0] - restarted_at:+.1f}s from the restart; heartbeats {heartbeats}; sensor tick "
           f"{(sensor_tick or 0) - restarted_at:.0f}s, schedule tick {(schedule_tick or 0) - restarted_at:.0f}s after")
 
 

@@ -1,10 +1,14 @@
 """C14: run monitoring notices a run whose run worker was lost.
 
 The run's pod is killed, or its Job deleted, while its op is held. With max_resume_run_attempts = 0 the
-daemon's run monitoring must mark the run FAILURE within its poll interval plus a stated margin (the Job
-controller noticing the lost pod, one daemon loop, the GraphQL read). With resume attempts > 0 the K8s
-run launcher resumes the run in a new Job `dagster-run-<id>-1` that finishes it. The Celery K8s launcher
-cannot resume runs (Dagster refuses an instance that asks it to), so its lost runs are marked FAILURE.
+run must be marked FAILURE within run monitoring's poll interval plus a stated margin (the Job controller
+noticing the lost pod, one daemon loop, the GraphQL read). Who marked it is reported with the result: a
+deleted pod gets SIGTERM first, and a run worker that catches it may mark its run failed itself before
+the daemon's run monitoring (the backstop for a worker that cannot) notices the lost pod.
+
+With resume attempts > 0 the K8s run launcher resumes the run in a new Job `dagster-run-<id>-1` that
+finishes it. The Celery K8s launcher cannot resume runs (Dagster refuses an instance that asks it to),
+so its lost runs are marked FAILURE.
 """
 
 from __future__ import annotations
@@ -46,6 +50,18 @@ def finished_at(journal: dict, action: str) -> float:
     return datetime.fromisoformat(entry["end"]).timestamp()
 
 
+def who_marked_failed(dagster: Deployment, run_id: str) -> str:
+    """Run monitoring, or the run worker itself, going by the message of the run's RUN_FAILURE event."""
+    failures = [e.message for e in dagster.webserver.run_events(run_id) if e.event_type == "RUN_FAILURE"]
+    if not failures:
+        return "nobody (no RUN_FAILURE event)"
+    if any("Detected run worker status" in message for message in failures):
+        return "run monitoring"
+    if any("interrupted" in message for message in failures):
+        return "the run worker itself, on its interrupt"
+    return f"another path: {failures[-1][:120]}"
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
 def test_a_run_whose_run_worker_is_lost_is_marked_failed_within_the_poll_interval(
     dagster: Deployment, cluster: ClusterInfo, held_run: str, fault: RunWorkerFault,
@@ -75,12 +91,14 @@ def test_a_run_whose_run_worker_is_lost_is_marked_failed_within_the_poll_interva
     noticed_after = (run.end_time or time.time()) - faulted_at
     record_property("fault_to_failure_seconds", f"{noticed_after:.1f}")
 
+    marked_by = who_marked_failed(dagster, held_run)
+    record_property("marked_failed_by", marked_by)
     bound = settings.run_monitoring_poll_interval_seconds + MARGIN_SECONDS
     assert status.value == "FAILURE"
     assert noticed_after <= bound, (
         f"run monitoring marked run {held_run} FAILURE {noticed_after:.0f}s after its {fault.name}; promised within "
         f"the poll interval {settings.run_monitoring_poll_interval_seconds}s + {MARGIN_SECONDS}s margin")
-    print(f"{fault.name}: run {held_run} FAILURE {noticed_after:.1f}s after the fault")
+    print(f"{fault.name}: run {held_run} FAILURE {noticed_after:.1f}s after the fault, marked by {marked_by}")
 
 
 @pytest.mark.parametrize("fault", FAULTS[:1], ids=lambda f: f.name)
