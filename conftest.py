@@ -16,6 +16,8 @@ from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.readiness import api_client
 from clusters.session import RUN_DIR_ENV, acquire, release, run_dir_from_env
 from deploy.settings import COMBINATIONS
+from reports.allure_files import ReportEnvironment
+from reports.session import ReportSession, report_session
 from workloads.dagster_images import DAGSTER_VERSION
 
 
@@ -36,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--celery-workers", type=int, default=2, help="Celery worker replicas (default: 2)")
     group.addoption("--celery-concurrency", type=int, default=1,
                     help="concurrency of each Celery worker (default: 1)")
+    group.addoption("--report-dir", type=Path, default=None,
+                    help="write the conformance matrix and Allure files here, redacted (./dkc run: reports/out)")
 
 
 def provider_options(config: pytest.Config) -> ProviderOptions:
@@ -51,6 +55,10 @@ def _is_controller(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    report_dir = config.getoption("--report-dir")
+    if report_dir and _is_controller(config):
+        alluredir = config.getoption("--alluredir", None)
+        config.pluginmanager.register(ReportSession(report_dir, Path(alluredir) if alluredir else None), "dkc-report")
     if _is_controller(config) and RUN_DIR_ENV not in os.environ:
         # Workers are started after this and inherit the variable.
         os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dkc-run-")
@@ -86,9 +94,16 @@ def cluster_provider(pytestconfig: pytest.Config) -> tuple[Provider, ClusterInfo
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_provider: tuple[Provider, ClusterInfo]) -> ClusterInfo:
+def cluster(cluster_provider: tuple[Provider, ClusterInfo], pytestconfig: pytest.Config) -> ClusterInfo:
     """A ready cluster: nodes Ready, CoreDNS available, the default ServiceAccount present."""
-    return cluster_provider[1]
+    info = cluster_provider[1]
+    report = report_session(pytestconfig)
+    if report:
+        report.environment = ReportEnvironment(
+            cluster_provider=info.provider, kubernetes_version=info.kubernetes_version or "unknown",
+            node_count=info.node_count, dagster_version=pytestconfig.getoption("--dagster-version"),
+            combinations=pytestconfig.getoption("--combination") or list(COMBINATIONS))
+    return info
 
 
 @pytest.fixture(scope="session")

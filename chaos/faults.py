@@ -34,6 +34,15 @@ WEBSERVER_FAULT = Fault("webserver", "kill-webserver.yaml", "terminate-a-webserv
 DAEMON_FAULT = Fault("daemon", "kill-daemon.yaml", "terminate-the-daemon-pod", (DAEMON,))
 
 
+CELERY_WORKERS = "component=celery"
+
+
+def celery_worker_fault(pod_name: str) -> Fault:
+    """Kill the Celery worker pod ``pod_name`` (e.g. the one running a step)."""
+    return Fault("celery-worker", "kill-celery-worker.yaml", "terminate-a-celery-worker-pod", (CELERY_WORKERS,),
+                 {"pod_name": f"^{pod_name}$"})
+
+
 def control_plane_faults(location: str, all_locations: list[str]) -> list[Fault]:
     """Kill the webserver, the daemon, ``location``'s server: each alone, then all of them (every location)."""
     return [

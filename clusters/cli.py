@@ -70,13 +70,33 @@ def _pytest(argv: list[str]) -> int:
     return subprocess.call(argv, cwd=PROJECT_ROOT)
 
 
+def _allure_html() -> None:
+    """The HTML report from the session's (already redacted) Allure results; a missing prerequisite is one line."""
+    from clusters.cache import cache_root
+    from reports.allure_cli import ensure_allure, generate_html
+
+    results = REPORT_DIR / "allure-results"
+    if not results.is_dir():
+        return
+    try:
+        index = generate_html(results, REPORT_DIR / "allure-report", allure=ensure_allure(cache_root()))
+    except ClusterError as exc:
+        print(f"dkc: no HTML report: {exc}", file=sys.stderr)
+        return
+    print(f"dkc: report {index}  (JUnit {REPORT_DIR / 'junit.xml'}, matrix {REPORT_DIR / 'matrix.md'})",
+          file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             REPORT_DIR.mkdir(parents=True, exist_ok=True)
-            return _pytest(pytest_argv(args, ["suites"], [f"--junitxml={REPORT_DIR / 'junit.xml'}",
-                                                          *args.pytest_args]))
+            status = _pytest(pytest_argv(args, ["suites"], [
+                f"--junitxml={REPORT_DIR / 'junit.xml'}", f"--report-dir={REPORT_DIR}",
+                f"--alluredir={REPORT_DIR / 'allure-results'}", "--clean-alluredir", *args.pytest_args]))
+            _allure_html()
+            return status
         if args.command == "test":
             return _pytest(pytest_argv(args, ["tests", "suites"], args.pytest_args))
         provider = get_provider(args.cluster, options_from(args))

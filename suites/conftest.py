@@ -21,6 +21,7 @@ from deploy.settings import (
     DeploymentSettings,
 )
 from observation.kube import watch_until
+from reports.redact import register_secret
 from workloads.dagster_images import check_dagster_version
 from workloads.hold import holding
 
@@ -80,6 +81,8 @@ class DeploymentPool:
             or "dkc-secret-" + secrets.token_hex(12),
             **self.shape,
         )
+        for secret in (cfg.postgres_password, cfg.test_secret_value):
+            register_secret(secret)  # never in a report, whatever gets attached
         return deploy(self.api, cfg, keep=self.keep)
 
     def close(self) -> None:

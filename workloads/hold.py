@@ -22,9 +22,10 @@ def release(core: client.CoreV1Api, namespace: str, run_id: str) -> None:
 
 
 @contextmanager
-def holding(dagster: Deployment, location: str | None = None) -> Iterator[str]:
+def holding(dagster: Deployment, location: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
     """Launch the hold job, wait until its run is STARTED, yield its id; release it afterwards whatever happened."""
-    run_id = dagster.webserver.launch_run(dagster.job("hold"), location or dagster.settings.code_locations[0].name)
+    run_id = dagster.webserver.launch_run(dagster.job("hold"), location or dagster.settings.code_locations[0].name,
+                                          tags=tags)
     try:
         dagster.webserver.wait_for_run_status(run_id, ["STARTED"], timeout=180)
         yield run_id

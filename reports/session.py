@@ -1,0 +1,48 @@
+"""The report side of a test session: the claim x combination matrix, Allure's environment, categories
+and executor files, and one redaction sweep over everything the session wrote to the report directory.
+
+Registered by the root conftest when ``--report-dir`` is given (``./dkc run`` does). The sweep runs last,
+in the process that deployed Dagster, so it knows the secret values to remove.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports.allure_files import ReportEnvironment, write_allure_files
+from reports.matrix import entries_from, write_matrix
+from reports.plugin import MatrixRecorder
+from reports.redact import REDACTOR
+
+MATRIX_RECORDS = "matrix.jsonl"
+MATRIX = "matrix.md"
+
+
+class ReportSession(MatrixRecorder):
+    """Records outcomes for the matrix and, at session end, writes the report files and redacts them."""
+
+    def __init__(self, report_dir: Path, alluredir: Path | None) -> None:
+        super().__init__(Path(report_dir) / MATRIX_RECORDS)
+        self.report_dir, self.alluredir = Path(report_dir), alluredir
+        self.environment: ReportEnvironment | None = None  # set once the cluster is known
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):
+            return
+        super().pytest_sessionfinish(session)
+        matrix = write_matrix(entries_from(self.path), self.report_dir / MATRIX)
+        if self.alluredir and self.environment:
+            self.alluredir.mkdir(parents=True, exist_ok=True)
+            write_allure_files(self.alluredir, self.environment)
+        redacted = REDACTOR.redact_tree(self.report_dir)
+        print(f"\ndkc: conformance matrix {matrix}" + (f" ({len(redacted)} file(s) redacted)" if redacted else ""),
+              file=sys.stderr)
+
+
+def report_session(config: pytest.Config) -> ReportSession | None:
+    plugin = config.pluginmanager.get_plugin("dkc-report")
+    return plugin if isinstance(plugin, ReportSession) else None
