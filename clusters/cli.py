@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
+            shutil.rmtree(REPORT_DIR, ignore_errors=True)  # a report describes one run, never a mix
             REPORT_DIR.mkdir(parents=True, exist_ok=True)
             status = _pytest(pytest_argv(args, ["suites"], [
                 f"--junitxml={REPORT_DIR / 'junit.xml'}", f"--report-dir={REPORT_DIR}",

@@ -98,8 +98,9 @@ class DeploymentSettings:
     # the webserver can show them: one node, no object store needed. <dir>/<namespace> is used.
     compute_log_host_dir: str = "/var/tmp/dagster-k8s-conformance/compute-logs"
     run_k8s_config: dict[str, Any] = field(default_factory=lambda: dict(INSTANCE_RUN_K8S_CONFIG))
-    postgres_password: str = ""
-    test_secret_value: str = ""  # the value of DKC_FROM_SECRET: known, so the suite can search for leaks
+    postgres_password: str = field(default="", repr=False)  # never in a repr (tracebacks reach reports)
+    # The value of DKC_FROM_SECRET: known, so the suite can search for leaks; never in a repr either.
+    test_secret_value: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         validate_combination(self.combination)

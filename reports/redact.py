@@ -190,7 +190,7 @@ class Redactor:
         ``*.txt``). Returns the files that changed."""
         skipped = tuple(suffix.lower() for suffix in skip_suffixes)
         changed = []
-        for path in sorted(root.rglob("*")):
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
             if path.is_file() and not path.name.lower().endswith(skipped):
                 data = path.read_bytes()
                 clean = self.redact_bytes(data)

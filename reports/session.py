@@ -38,9 +38,15 @@ class ReportSession(MatrixRecorder):
         if self.alluredir and self.environment:
             self.alluredir.mkdir(parents=True, exist_ok=True)
             write_allure_files(self.alluredir, self.environment)
-        redacted = REDACTOR.redact_tree(self.report_dir)
+        # What this session wrote; the HTML report is made afterwards from these, already redacted, files.
+        redacted = [path for target in self._written() for path in REDACTOR.redact_tree(target)]
         print(f"\ndkc: conformance matrix {matrix}" + (f" ({len(redacted)} file(s) redacted)" if redacted else ""),
               file=sys.stderr)
+
+
+    def _written(self) -> list[Path]:
+        targets = [self.report_dir / name for name in ("junit.xml", MATRIX_RECORDS, MATRIX)]
+        return [path for path in [*targets, self.alluredir] if path and path.exists()]
 
 
 def report_session(config: pytest.Config) -> ReportSession | None:
