@@ -239,7 +239,7 @@ def _busy_op(index: int):
     def busy(context: OpExecutionContext) -> None:
         """Stays busy for a fixed time so that its step pod's lifetime can be compared with the others'."""
         context.log.info(f"busy_{index} on host={socket.gethostname()}")
-        time.sleep(FAN_OUT_STEP_SECONDS)
+        time.sleep(FAN_OUT_STEP_SECONDS)  # poll: not a wait; a fixed busy time is what this workload is
 
     return busy
 
