@@ -55,10 +55,13 @@ class CodeLocation:
     env: tuple[tuple[str, str], ...] = ()
     env_config_maps: tuple[str, ...] = ()
     env_secrets: tuple[str, ...] = ()
+    # The Deployment's name when someone else deployed it (found by label); None: the name we give it.
+    deployment_name: str | None = None
 
     @property
     def service(self) -> str:
-        return f"{RELEASE}-dagster-user-deployments-{self.name}"
+        """The Deployment (and, when we deploy it, the Service) serving this location."""
+        return self.deployment_name or f"{RELEASE}-dagster-user-deployments-{self.name}"
 
 
 # The instance's defaults for run pods (K8sRunLauncher run_k8s_config): small requests so that many pods fit
@@ -67,6 +70,18 @@ INSTANCE_RUN_K8S_CONFIG: dict[str, Any] = {
     "container_config": {"resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "2Gi"}}},
     "pod_spec_config": {"node_selector": {"kubernetes.io/os": "linux"}},
 }
+
+
+@dataclass(frozen=True)
+class ObjectNames:
+    """The objects the suites address by name: ours by default, found by label in someone else's deployment."""
+
+    webserver: str = WEBSERVER  # the Deployment
+    webserver_service: str = WEBSERVER
+    webserver_port: int = WEBSERVER_PORT
+    daemon: str = DAEMON
+    instance_config_map: str = INSTANCE_CONFIG_MAP
+    celery_workers: str | None = CELERY_WORKERS
 
 
 @dataclass(frozen=True)
@@ -101,10 +116,13 @@ class DeploymentSettings:
     postgres_password: str = field(default="", repr=False)  # never in a repr (tracebacks reach reports)
     # The value of DKC_FROM_SECRET: known, so the suite can search for leaks; never in a repr either.
     test_secret_value: str = field(default="", repr=False)
+    names: ObjectNames = field(default_factory=ObjectNames)
+    # False: someone else's deployment, which the suite must never reconfigure or delete.
+    owned: bool = True
 
     def __post_init__(self) -> None:
         validate_combination(self.combination)
-        if self.uses_celery and not self.images.broker:
+        if self.owned and self.uses_celery and not self.images.broker:
             raise ValueError("the celery-k8s combination needs a broker image")
 
     @property

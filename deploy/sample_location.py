@@ -1,0 +1,74 @@
+"""What a user adds to a Dagster they deployed with the official Helm chart so the suites can run against it.
+
+The suite launches its sample jobs from its own code locations (alpha and beta), which pass a plain env var, a
+ConfigMap and a Secret to their runs (C10). ``values_snippet`` is the chart values for them, ``secret_commands``
+the kubectl commands that create that ConfigMap and Secret. Field names follow the chart's values schema for
+``dagster-user-deployments.deployments`` (envConfigMaps / envSecrets hold ConfigMapEnvSource / SecretEnvSource
+objects, i.e. ``{name: ...}``, not plain strings).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from typing import Any
+
+import yaml
+
+from deploy import settings as s
+from deploy.images import code_locations
+from deploy.settings import CodeLocation
+
+__all__ = ["secret_commands", "split_image", "values_snippet"]
+
+SECRET_PREFIX = "dkc-secret-"
+HEADER = """\
+# The suite's sample code locations, for the official Dagster Helm chart. Helm replaces lists instead of
+# merging them: if your values already list dagster-user-deployments.deployments, add these entries to it.
+"""
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """``repo:tag`` -> (repo, tag); the chart builds the image as ``repository:tag``, so a tag is required."""
+    repository, sep, tag = image.rpartition(":")
+    if "@" in image or not sep or "/" in tag:  # a digest, or no tag (the colon was a registry port)
+        raise ValueError(f"image {image!r} needs a tag (repo:tag): the chart's image field has no digest")
+    return repository, tag
+
+
+def _deployment(location: CodeLocation, pull_policy: str) -> dict[str, Any]:
+    repository, tag = split_image(location.image)
+    return {
+        "name": location.name,
+        "image": {"repository": repository, "tag": tag, "pullPolicy": pull_policy},
+        "dagsterApiGrpcArgs": ["-f", location.python_file],
+        "port": s.GRPC_PORT,
+        "env": [{"name": name, "value": value} for name, value in location.env],
+        "envConfigMaps": [{"name": name} for name in location.env_config_maps],
+        "envSecrets": [{"name": name} for name in location.env_secrets],
+    }
+
+
+def values_snippet(locations: list[tuple[str, str]], pull_policy: str = "IfNotPresent") -> str:
+    """Helm values adding the suite's code locations, given as (name, "repo:tag") pairs, to the official chart."""
+    deployments = [_deployment(location, pull_policy) for location in code_locations(locations)]
+    body = yaml.safe_dump({"dagster-user-deployments": {"deployments": deployments}}, sort_keys=False)
+    return HEADER + body
+
+
+def secret_commands(namespace: str, secret_value: str | None = None) -> str:
+    """kubectl commands creating the ConfigMap and the Secret the sample locations pass to runs, labelled as ours.
+
+    The Secret's value is random unless given: the suite searches pods and reports for it (C16).
+    """
+    value = secret_value or SECRET_PREFIX + secrets.token_hex(16)
+    ns, label = shlex.quote(namespace), f"{s.MANAGED_LABEL}=dkc"
+    config_map, secret = s.TEST_ENV_CONFIG_MAP, s.TEST_ENV_SECRET
+    literal_cm = shlex.quote(f"{s.CONFIG_MAP_ENV[0]}={s.CONFIG_MAP_ENV[1]}")
+    literal_secret = shlex.quote(f"{s.SECRET_ENV_NAME}={value}")
+    return "\n".join([
+        f"kubectl -n {ns} create configmap {config_map} --from-literal={literal_cm}",
+        f"kubectl -n {ns} label configmap {config_map} {label}",
+        f"kubectl -n {ns} create secret generic {secret} --from-literal={literal_secret}",
+        f"kubectl -n {ns} label secret {secret} {label}",
+    ]) + "\n"
