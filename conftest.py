@@ -17,7 +17,7 @@ from clusters.readiness import api_client
 from clusters.session import RUN_DIR_ENV, acquire, release, run_dir_from_env
 from deploy.settings import COMBINATIONS
 from reports.allure_files import ReportEnvironment
-from reports.session import ReportSession, report_session
+from reports.session import ReportSession, WorkerRedaction, report_session
 from workloads.dagster_images import DAGSTER_VERSION
 
 
@@ -59,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if report_dir and _is_controller(config):
         alluredir = config.getoption("--alluredir", None)
         config.pluginmanager.register(ReportSession(report_dir, Path(alluredir) if alluredir else None), "dkc-report")
+    if not _is_controller(config) and config.getoption("--alluredir", None):
+        config.pluginmanager.register(WorkerRedaction(Path(config.getoption("--alluredir"))), "dkc-worker-redaction")
     if _is_controller(config) and RUN_DIR_ENV not in os.environ:
         # Workers are started after this and inherit the variable.
         os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dkc-run-")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 
 from chaos import run as chaos_run
 from observation.kube import pod_uids, wait_replacement_ready
+from reports.evidence import attach_json, step
 
 WEBSERVER = "component=dagster-webserver"
 DAEMON = "component=dagster-daemon"
@@ -78,6 +80,18 @@ def apply(fault: Fault, core: client.CoreV1Api, namespace: str, journal: Path, k
     outcome = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment,
                             {"namespace": namespace, "recovery_timeout": recovery_timeout, **fault.variables},
                             journal, kubeconfig, context)
+    with step(f"Proof of fault: pods of {', '.join(fault.selectors)} killed and replaced by new Ready pods"):
+        applied = _prove(fault, core, namespace, before, outcome, journal, started, recovery_timeout)
+        attach_json("proof of fault", {
+            "killed": applied.killed, "replacements": applied.replacements,
+            "pods before": {selector: sorted(uids.values()) for selector, uids in before.items()},
+            "replacement Ready after (s)": round(applied.recovered_seconds, 1),
+            "experiment status": applied.experiment_status})
+    return applied
+
+
+def _prove(fault: Fault, core: client.CoreV1Api, namespace: str, before: dict[str, dict[str, str]],
+           outcome: dict[str, Any], journal: Path, started: float, recovery_timeout: float) -> AppliedFault:
     killed = list(chaos_run.action_output(outcome, fault.action) or [])
     ours = {name for pods in before.values() for name in pods.values()}
     if not killed or not set(killed) <= ours:

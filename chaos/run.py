@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clusters.errors import ClusterError
+from reports.evidence import attach_file, step
 
 EXPERIMENTS = Path(__file__).parent / "experiments"
 
@@ -44,9 +45,12 @@ def run(experiment: Path, variables: dict[str, Any], journal: Path, kubeconfig: 
     args = ["--no-log-file", "run", "--journal-path", str(journal), "--hypothesis-strategy", "default"]
     for key, value in variables.items():
         args += ["--var", f"{key}={value}"]
-    proc = _chaos([*args, str(experiment)], kubeconfig, context)
-    if not journal.exists():
-        raise ExperimentError(f"experiment {experiment.name} wrote no journal: {proc.stderr.strip()[-300:]}")
+    shown = ", ".join(f"{key}={value}" for key, value in variables.items())
+    with step(f"Fault: chaos run {experiment.name} ({shown})"):
+        proc = _chaos([*args, str(experiment)], kubeconfig, context)
+        if not journal.exists():
+            raise ExperimentError(f"experiment {experiment.name} wrote no journal: {proc.stderr.strip()[-300:]}")
+        attach_file(f"chaos journal of {experiment.name}", journal)
     return json.loads(journal.read_text())
 
 

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import allure
+
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -18,11 +20,13 @@ def say(message: str) -> None:
 
 @contextmanager
 def phase(title: str) -> Iterator[None]:
-    """Print a start line, then a ✓ line with the duration or a ✗ line with the error."""
+    """Print a start line, then a ✓ line with the duration or a ✗ line with the error; inside a test it is
+    also an Allure step (deploy phases show in the report of the test whose fixture deployed)."""
     say(f"• {title} ...")
     started = time.monotonic()
     try:
-        yield
+        with allure.step(title):
+            yield
     except BaseException as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         say(f"✗ {title}: {reason}")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import allure
 import requests
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError, ReloadRepositoryLocationStatus
@@ -62,6 +63,8 @@ TRANSIENT_HTTP_STATUSES = frozenset({500, 502, 503, 504})
 _MAX_MESSAGE = 400
 _ROOT_REASON = re.compile(r"(\[Errno -?\d+\][^'\")]*|\[SSL[^\]]*\][^('\"]*|Read timed out[^'\")]*)")
 T = TypeVar("T")
+# Every run this process launched, in order: a test's report lists the runs launched while it ran.
+LAUNCHED_RUNS: list[str] = []
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -628,9 +631,14 @@ class DagsterWebserver:
         tags: Mapping[str, str] | None = None,
     ) -> str:
         """Launch ``job_name`` and return its run id; naming the location and repository skips a workspace lookup."""
-        return self._client_call(f"launch of {job_name} in {location_name}", lambda: self.client.submit_job_execution(
-            job_name, repository_location_name=location_name, repository_name=repository_name,
-            run_config=dict(run_config or {}), tags=dict(tags or {})))
+        with allure.step(f"Launch {job_name} from code location {location_name}"):
+            run_id = self._client_call(f"launch of {job_name} in {location_name}",
+                                       lambda: self.client.submit_job_execution(
+                                           job_name, repository_location_name=location_name,
+                                           repository_name=repository_name, run_config=dict(run_config or {}),
+                                           tags=dict(tags or {})))
+        LAUNCHED_RUNS.append(run_id)
+        return run_id
 
     def run_status(self, run_id: str) -> DagsterRunStatus:
         """The run's current status."""
@@ -753,8 +761,9 @@ class DagsterWebserver:
                 raise TerminalState(f"run {run_id} ended {status.value} while waiting for {_status_names(wanted)}")
             return Observation(False, f"run {run_id} {status.value}")
 
-        result = wait_for(f"run {run_id} to reach {_status_names(wanted)}", look, timeout, interval,
-                          self._clock, self._sleep)
+        with allure.step(f"Wait for run {run_id} to reach {_status_names(wanted)}"):
+            result = wait_for(f"run {run_id} to reach {_status_names(wanted)}", look, timeout, interval,
+                              self._clock, self._sleep)
         return cast(DagsterRunStatus, result)
 
     def wait_for_location_loaded(

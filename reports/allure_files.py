@@ -1,7 +1,9 @@
-"""Files the suite writes into the Allure results directory itself: environment, categories, executor.
+"""Files the suite writes into the Allure results directory itself: environment, categories, executor,
+and the conformance matrix as a summary entry.
 
 Allure reads them when it generates the report: ``environment.properties`` fills the Environment
-widget, ``categories.json`` sorts failures by cause, ``executor.json`` links the CI build.
+widget, ``categories.json`` sorts failures by cause, ``executor.json`` links the CI build; the matrix
+is a result of its own (epic "Summary") whose description is the claim x combination table.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ __all__ = [
     "write_categories",
     "write_environment",
     "write_executor",
+    "write_matrix_result",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +183,25 @@ def write_allure_files(results_dir: Path, environment: ReportEnvironment,
     written = [write_environment(results_dir, environment), write_categories(results_dir)]
     executor = write_executor(results_dir, env)
     return [*written, *([executor] if executor else [])]
+
+
+def write_matrix_result(results_dir: Path, table_html: str, markdown: str, failed: bool) -> Path:
+    """The conformance matrix as one more entry of the report: failed when any claim failed, so the summary
+    reads the same as the tests under it."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    attachment = f"{uuid.uuid4()}-attachment.md"
+    (results_dir / attachment).write_text(markdown, encoding="utf-8")
+    now = int(time.time() * 1000)
+    result = {
+        "uuid": str(uuid.uuid4()), "historyId": "dkc-conformance-matrix", "testCaseId": "dkc-conformance-matrix",
+        "name": "Conformance matrix: claims x combinations", "fullName": "dkc#conformance-matrix",
+        "status": "failed" if failed else "passed", "stage": "finished", "start": now, "stop": now,
+        "statusDetails": {"message": "at least one claim failed: see the matrix"} if failed else {},
+        "descriptionHtml": table_html,
+        "labels": [{"name": "epic", "value": "Summary"}, {"name": "feature", "value": "Conformance matrix"},
+                   {"name": "suite", "value": "Summary"}],
+        "attachments": [{"name": "matrix.md", "source": attachment, "type": "text/markdown"}],
+    }
+    path = results_dir / f"{result['uuid']}-result.json"
+    path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return path

@@ -6,6 +6,7 @@ writes (JUnit XML cannot say which claim a test checks: markers are not in it).
 
 from __future__ import annotations
 
+import html
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,7 +15,8 @@ from deploy.settings import COMBINATIONS
 from reports.claims import CLAIMS, claim_number
 from reports.plugin import NO_COMBINATION, read_records
 
-__all__ = ["LEGEND", "cell_text", "entries_from", "render_matrix", "write_matrix"]
+__all__ = ["LEGEND", "cell_text", "entries_from", "matrix_cells", "render_matrix", "render_matrix_html",
+           "write_matrix"]
 
 Entry = tuple[str, str, str]  # (claim, combination, outcome)
 SKIPPED = "\u2013 skip"  # an en dash: "not run" reads quieter than a hyphen
@@ -55,19 +57,39 @@ def _columns(combinations: Iterable[str]) -> list[str]:
     return [*COMBINATIONS, *others, *([NO_COMBINATION] if NO_COMBINATION in seen else [])]
 
 
-def render_matrix(entries: Iterable[Entry], title: str = "Conformance matrix") -> str:
-    """Markdown: one row per claim present (numeric order), one column per combination."""
+def matrix_cells(entries: Iterable[Entry]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The columns (combinations) and, per claim present in numeric order, its cells' texts."""
     cells: defaultdict[str, defaultdict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for claim, combination, outcome in entries:
         cells[claim][combination].append(outcome)
     columns = _columns(combination for row in cells.values() for combination in row)
+    rows = [(claim, [cell_text(cells[claim].get(column, [])) for column in columns])
+            for claim in sorted(cells, key=claim_number)]
+    return columns, rows
+
+
+def render_matrix(entries: Iterable[Entry], title: str = "Conformance matrix") -> str:
+    """Markdown: one row per claim present (numeric order), one column per combination."""
+    columns, rows = matrix_cells(entries)
     lines = [f"# {title}", "", "| Claim | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for claim in sorted(cells, key=claim_number):
+    for claim, texts in rows:
         name = f"**{claim}** {CLAIMS.get(claim, '')}".strip().replace("|", "\\|")
-        lines.append(f"| {name} | " + " | ".join(cell_text(cells[claim].get(c, [])) for c in columns) + " |")
-    if not cells:
+        lines.append(f"| {name} | " + " | ".join(texts) + " |")
+    if not rows:
         lines.append("| (no test with a claim marker ran) |" + " |" * len(columns))
     return "\n".join([*lines, "", LEGEND, ""])
+
+
+def render_matrix_html(entries: Iterable[Entry]) -> str:
+    """The same matrix as an HTML table, for the report's summary entry."""
+    columns, rows = matrix_cells(entries)
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in ["Claim", *columns])
+    body = "".join(
+        f"<tr><td><b>{claim}</b> {html.escape(CLAIMS.get(claim, ''))}</td>"
+        + "".join(f"<td>{html.escape(text)}</td>" for text in texts) + "</tr>"
+        for claim, texts in rows) or f"<tr><td colspan={len(columns) + 1}>no test with a claim marker ran</td></tr>"
+    return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<p>{html.escape(LEGEND)}</p>")
 
 
 def write_matrix(entries: Iterable[Entry], path: Path) -> Path:

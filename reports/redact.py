@@ -49,7 +49,8 @@ _REFERENCE_SUFFIXES = ("name", "ref", "path", "file", "names", "refs")
 _HARMLESS = frozenset({"", "true", "false", "null", "none", "~", MARKER.lower(), URL_MARKER})
 
 # A value as it appears after ``key:``/``key=``: escaped-quoted, quoted, or a bare word on the same line.
-_VALUE = r"(?P<value>\\\"[^\"\\]*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|(?![\[{])[^\s,;&'\"}\]]+)"
+# A bare word stops at a backslash: inside a JSON string, ``KEY=value\"`` must keep its escaped quote.
+_VALUE = r"(?P<value>\\\"[^\"\\]*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|(?![\[{])[^\s,;&'\"}\]\\]+)"
 _QUOTE = r"\\?[\"']?"
 
 _PEM = re.compile(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----).*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.DOTALL)

@@ -7,13 +7,14 @@ in the process that deployed Dagster, so it knows the secret values to remove.
 
 from __future__ import annotations
 
+import fcntl
 import sys
 from pathlib import Path
 
 import pytest
 
-from reports.allure_files import ReportEnvironment, write_allure_files
-from reports.matrix import entries_from, write_matrix
+from reports.allure_files import ReportEnvironment, write_allure_files, write_matrix_result
+from reports.matrix import entries_from, render_matrix_html, write_matrix
 from reports.plugin import MatrixRecorder
 from reports.redact import REDACTOR
 
@@ -34,15 +35,18 @@ class ReportSession(MatrixRecorder):
         if hasattr(session.config, "workerinput"):
             return
         super().pytest_sessionfinish(session)
-        matrix = write_matrix(entries_from(self.path), self.report_dir / MATRIX)
+        entries = entries_from(self.path)
+        matrix = write_matrix(entries, self.report_dir / MATRIX)
         if self.alluredir and self.environment:
             self.alluredir.mkdir(parents=True, exist_ok=True)
             write_allure_files(self.alluredir, self.environment)
+        if self.alluredir and entries:
+            failed = any(outcome in ("failed", "error", "xpassed") for _, _, outcome in entries)
+            write_matrix_result(self.alluredir, render_matrix_html(entries), matrix.read_text(encoding="utf-8"), failed)
         # What this session wrote; the HTML report is made afterwards from these, already redacted, files.
         redacted = [path for target in self._written() for path in REDACTOR.redact_tree(target)]
         print(f"\ndkc: conformance matrix {matrix}" + (f" ({len(redacted)} file(s) redacted)" if redacted else ""),
               file=sys.stderr)
-
 
     def _written(self) -> list[Path]:
         targets = [self.report_dir / name for name in ("junit.xml", MATRIX_RECORDS, MATRIX)]
@@ -52,3 +56,19 @@ class ReportSession(MatrixRecorder):
 def report_session(config: pytest.Config) -> ReportSession | None:
     plugin = config.pluginmanager.get_plugin("dkc-report")
     return plugin if isinstance(plugin, ReportSession) else None
+
+
+class WorkerRedaction:
+    """Under pytest-xdist the secrets are known in the worker that deployed, not in the controller: each worker
+    sweeps the Allure results with its own secrets before it exits (one at a time, under a lock)."""
+
+    def __init__(self, alluredir: Path) -> None:
+        self.alluredir = Path(alluredir)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        if not self.alluredir.is_dir():
+            return
+        with (self.alluredir.parent / ".dkc-redaction.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            REDACTOR.redact_tree(self.alluredir)

@@ -21,6 +21,8 @@ from deploy.settings import (
     DeploymentSettings,
 )
 from observation.kube import watch_until
+from reports.collect import Evidence
+from reports.evidence import claims_of, label_test, title_of, title_test
 from reports.redact import register_secret
 from workloads.dagster_images import check_dagster_version
 from workloads.hold import holding
@@ -121,6 +123,39 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
             return deployments.get(combination)
         except ClusterError as exc:
             pytest.fail(f"deploying {combination} failed: {exc}", pytrace=False)
+
+
+def _test_identity(item: pytest.Item) -> tuple[list[str], str, dict[str, object]]:
+    parameters = getattr(getattr(item, "callspec", None), "params", {})
+    return [marker.name for marker in item.iter_markers()], getattr(item, "originalname", item.name), parameters
+
+
+_EVIDENCE = pytest.StashKey[Evidence]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    title_test(*_test_identity(item))
+    yield
+    if _EVIDENCE in item.stash:  # right after the body: the attachments belong to the test, not its teardown
+        item.stash[_EVIDENCE].finish()
+
+
+@pytest.fixture(autouse=True)
+def report_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Title the test by its claim in Allure; when Allure records and the test runs on a Dagster deployment,
+    record the namespace's pods meanwhile and attach the evidence of its runs afterwards."""
+    node = request.node
+    label_test(*_test_identity(node))
+    if "dagster" not in request.fixturenames or not request.config.getoption("--alluredir", None):
+        yield
+        return
+    deployment = request.getfixturevalue("dagster")
+    markers, name, parameters = _test_identity(node)
+    title = title_of(name, claims_of(markers), parameters)
+    with Evidence(deployment, title, node.user_properties) as evidence:
+        node.stash[_EVIDENCE] = evidence
+        yield
 
 
 @pytest.fixture

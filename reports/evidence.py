@@ -1,0 +1,118 @@
+"""What a test shows in its Allure result: titles and labels by claim, steps, and attachments.
+
+Every attachment passes through the session's redactor before it is handed to Allure, in the process
+that knows the secret values (with pytest-xdist: the worker that deployed Dagster). Without the
+allure-pytest plugin active (e.g. ``./dkc up``), steps and attachments do nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import allure
+import yaml
+
+from reports.claims import CLAIMS, claim_number
+from reports.redact import REDACTOR
+
+__all__ = ["attach_file", "attach_json", "attach_png", "attach_text", "attach_yaml", "claims_of", "label_test",
+           "show_picture", "step", "title_of", "title_test"]
+
+step = allure.step
+
+DESIGN_CARD = Path(__file__).resolve().parent.parent.parent / "shared" / "DESIGN.md"
+DESIGN_CLAIMS_ANCHOR = "the-claims-under-test-each-is-a-test-each-has-a-marker"
+AREAS = (("ha", "HA and chaos"), ("conformance", "Conformance"), ("smoke", "Cluster"), ("lifecycle", "Cluster"))
+_CLAIM_MARKER = re.compile(r"c(1[0-6]|[1-9])")
+
+
+def attach_text(name: str, text: str) -> None:
+    allure.attach(REDACTOR.redact_text(text), name=name, attachment_type=allure.attachment_type.TEXT)
+
+
+def attach_json(name: str, data: Any) -> None:
+    clean = REDACTOR.redact_obj(json.loads(json.dumps(data, default=str)))
+    allure.attach(json.dumps(clean, indent=2), name=name, attachment_type=allure.attachment_type.JSON)
+
+
+def attach_yaml(name: str, documents: Iterable[Any]) -> None:
+    clean = [REDACTOR.redact_obj(json.loads(json.dumps(doc, default=str))) for doc in documents]
+    allure.attach(yaml.safe_dump_all(clean, sort_keys=False), name=name, attachment_type=allure.attachment_type.YAML)
+
+
+def attach_png(name: str, png: bytes) -> None:
+    """A picture; whatever text it shows must have been redacted before it was drawn."""
+    allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+
+
+def show_picture(png: bytes, caption: str) -> None:
+    """Put a picture at the top of the test's page (its description), where readers see it without a click."""
+    encoded = base64.b64encode(png).decode()
+    allure.dynamic.description_html(f'<p>{html.escape(REDACTOR.redact_text(caption))}</p>'
+                                    f'<img src="data:image/png;base64,{encoded}" style="max-width:100%">')
+
+
+def attach_file(name: str, path: Path) -> None:
+    """A text file (e.g. a chaos journal), redacted; JSON files keep their type."""
+    text = REDACTOR.redact_text(path.read_text(encoding="utf-8", errors="replace"))
+    kind = allure.attachment_type.JSON if path.suffix == ".json" else allure.attachment_type.TEXT
+    allure.attach(text, name=name, attachment_type=kind)
+
+
+def claims_of(markers: Iterable[str]) -> list[str]:
+    return sorted((f"C{m[1]}" for name in markers if (m := _CLAIM_MARKER.fullmatch(name))), key=claim_number)
+
+
+def area_of(markers: Iterable[str]) -> str:
+    names = set(markers)
+    return next((area for marker, area in AREAS if marker in names), "Other")
+
+
+def title_of(function_name: str, claims: list[str], parameters: Mapping[str, Any]) -> str:
+    """``C3 · a run in flight finishes while a control plane component is killed — webserver [k8s-job]``."""
+    words = function_name.removeprefix("test_").replace("_", " ")
+    combination = parameters.get("dagster")
+    others = [_param_text(value) for key, value in parameters.items() if key != "dagster"]
+    title = f"{' '.join(claims)} · {words}" if claims else words
+    if others:
+        title += " — " + ", ".join(others)
+    return f"{title} [{combination}]" if combination else title
+
+
+def _param_text(value: Any) -> str:
+    return str(getattr(value, "name", value))
+
+
+def design_link() -> str:
+    """Where the claims are written down: the design card next to the checkout, or ``DKC_DESIGN_URL``."""
+    base = os.environ.get("DKC_DESIGN_URL") or DESIGN_CARD.as_uri()
+    return base if "#" in base else f"{base}#{DESIGN_CLAIMS_ANCHOR}"
+
+
+def label_test(markers: Iterable[str], function_name: str, parameters: Mapping[str, Any]) -> None:
+    """File the running test as epic/feature/story = area / claim / combination, linked to the design card.
+
+    Call it while the test is set up (labels then also reach tests skipped in setup)."""
+    markers = list(markers)
+    claims = claims_of(markers)
+    allure.dynamic.epic(area_of(markers))
+    for claim in claims:
+        allure.dynamic.feature(f"{claim} · {CLAIMS[claim]}")
+        allure.dynamic.link(design_link(), name=f"{claim} in the design card")
+    if not claims:
+        allure.dynamic.feature(function_name.removeprefix("test_").replace("_", " "))
+    if parameters.get("dagster"):
+        allure.dynamic.story(str(parameters["dagster"]))
+
+
+def title_test(markers: Iterable[str], function_name: str, parameters: Mapping[str, Any]) -> None:
+    """Title the running test by its claim. Call it when the test body starts: allure-pytest sets the name
+    from the pytest node id at the end of setup."""
+    allure.dynamic.title(title_of(function_name, claims_of(markers), parameters))
