@@ -15,6 +15,7 @@ from clusters import PROVIDERS, ClusterError, ClusterInfo, Provider, ProviderOpt
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.readiness import api_client
 from clusters.session import RUN_DIR_ENV, acquire, release, run_dir_from_env
+from deploy.discover import Selectors
 from deploy.settings import COMBINATIONS
 from reports.allure_files import ReportEnvironment
 from reports.session import ReportSession, WorkerRedaction, report_session
@@ -38,6 +39,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--celery-workers", type=int, default=2, help="Celery worker replicas (default: 2)")
     group.addoption("--celery-concurrency", type=int, default=1,
                     help="concurrency of each Celery worker (default: 1)")
+    group.addoption("--dagster", default="deploy", choices=("deploy", "existing"),
+                    help="deploy Dagster per combination (default), or test one already deployed (--dagster-namespace)")
+    group.addoption("--dagster-namespace", default=None, help="namespace of the Dagster to test (--dagster existing)")
+    group.addoption("--webserver-selector", default=Selectors.webserver,
+                    help="label selector of the webserver Deployment (default: %(default)s)")
+    group.addoption("--daemon-selector", default=Selectors.daemon,
+                    help="label selector of the daemon Deployment (default: %(default)s)")
+    group.addoption("--code-location-selector", default=Selectors.code_locations,
+                    help="label selector of the code location Deployments (default: %(default)s)")
+    group.addoption("--celery-selector", default=Selectors.celery_workers,
+                    help="label selector of the Celery worker Deployment (default: %(default)s)")
+    group.addoption("--instance-config-map", default=None,
+                    help="name of the instance ConfigMap (default: the one holding dagster.yaml)")
+    group.addoption("--allow-chaos", action="store_true",
+                    help="let ha/chaos tests kill pods of an existing deployment (--dagster existing)")
     group.addoption("--report-dir", type=Path, default=None,
                     help="write the conformance matrix and Allure files here, redacted (./dkc run: reports/out)")
 
@@ -47,6 +63,8 @@ def provider_options(config: pytest.Config) -> ProviderOptions:
         name=config.getoption("--cluster-name"), kubeconfig=config.getoption("--kubeconfig"),
         context=config.getoption("--context"), k8s_version=config.getoption("--k8s-version"),
         node_count=config.getoption("--nodes"), keep=config.getoption("--keep"),
+        dagster_namespace=config.getoption("--dagster-namespace") if config.getoption("--dagster") == "existing"
+        else None,
     )
 
 
@@ -55,6 +73,8 @@ def _is_controller(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--dagster") == "existing" and not config.getoption("--dagster-namespace"):
+        raise pytest.UsageError("--dagster existing needs --dagster-namespace NS: the namespace of the Dagster to test")
     report_dir = config.getoption("--report-dir")
     if report_dir and _is_controller(config):
         alluredir = config.getoption("--alluredir", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,13 +74,17 @@ class FaultNotApplied(AssertionError):
 
 
 def apply(fault: Fault, core: client.CoreV1Api, namespace: str, journal: Path, kubeconfig: Path,
-          context: str | None, recovery_timeout: float = 240) -> AppliedFault:
-    """Run the fault's experiment, then prove it: the killed pods were ours and each has a new Ready pod."""
+          context: str | None, recovery_timeout: float = 240,
+          variables: Mapping[str, str] | None = None) -> AppliedFault:
+    """Run the fault's experiment, then prove it: the killed pods were ours and each has a new Ready pod.
+
+    ``variables`` are more ``--var`` values, e.g. where the deployment's webserver is (Deployment.chaos_variables).
+    """
     before = {selector: pod_uids(core, namespace, selector) for selector in fault.selectors}
     started = time.monotonic()
     outcome = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment,
-                            {"namespace": namespace, "recovery_timeout": recovery_timeout, **fault.variables},
-                            journal, kubeconfig, context)
+                            {**(variables or {}), "namespace": namespace, "recovery_timeout": recovery_timeout,
+                             **fault.variables}, journal, kubeconfig, context)
     with step(f"Proof of fault: pods of {', '.join(fault.selectors)} killed and replaced by new Ready pods"):
         applied = _prove(fault, core, namespace, before, outcome, journal, started, recovery_timeout)
         attach_json("proof of fault", {

@@ -3,6 +3,7 @@
     dkc up | down | status | kubeconfig     manage a cluster (local by default)
     dkc run                                  the main job: cluster, suite, report
     dkc test                                 the project's tests: self-tests and suites on a real cluster
+    dkc sample-location                      the suite's code locations for a Dagster deployed with the chart
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                        ("status", "show whether a cluster exists and is healthy"),
                        ("kubeconfig", "print the kubeconfig path of a cluster")):
         _cluster_arguments(commands.add_parser(name, help=text))
+    sample = commands.add_parser("sample-location", help="build the suite's code location images and print the Helm "
+                                 "values that add them to a Dagster deployed with the official chart")
+    sample.add_argument("--namespace", default="dagster", help="namespace of that Dagster (for the kubectl lines)")
+    sample.add_argument("--dagster-version", default=None, help="Dagster release of the images (default: ours)")
+    sample.add_argument("--push", metavar="REGISTRY", help="push the images to REGISTRY (host:port/path) with skopeo; "
+                        "without it, load the printed OCI archives into your nodes yourself")
     for name, text in (("run", "the main job: cluster up, conformance suite, report"),
                        ("test", "self-tests, then the suites on a real cluster")):
         sub = commands.add_parser(name, help=text)
@@ -101,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             return status
         if args.command == "test":
             return _pytest(pytest_argv(args, ["tests", "suites"], args.pytest_args))
+        if args.command == "sample-location":
+            from deploy.sample_location import publish_sample_locations
+
+            print(publish_sample_locations(args.namespace, args.dagster_version, args.push))
+            return 0
         provider = get_provider(args.cluster, options_from(args))
         if args.command == "up":
             info = provider.create()

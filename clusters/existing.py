@@ -70,13 +70,26 @@ class ExistingProvider(Provider):
             except Exception as exc:
                 raise ClusterError(f"cluster in {self._kubeconfig} is not reachable ({str(exc).splitlines()[0]}): "
                                    "check the kubeconfig, --context and your network") from exc
-            missing = self.missing_access(api)
-            if missing:
-                raise PreflightError(f"your identity lacks permissions the suite needs: {', '.join(missing)}")
-            nodes = client.CoreV1Api(api).list_node(_request_timeout=10).items if not missing else []
+            if self.options.dagster_namespace:  # the Dagster's namespace is checked once it is found
+                nodes = self._nodes_if_allowed(api)
+            else:
+                missing = self.missing_access(api)
+                if missing:
+                    raise PreflightError(f"your identity lacks permissions the suite needs: {', '.join(missing)}")
+                nodes = client.CoreV1Api(api).list_node(_request_timeout=10).items
         return ClusterInfo(provider=self.kind, name=self.options.context or "current-context",
                            kubeconfig=self._kubeconfig, context=self.options.context, kubernetes_version=version,
                            node_count=len(nodes), created_by_us=False)
+
+    @staticmethod
+    def _nodes_if_allowed(api: client.ApiClient) -> list[client.V1Node]:
+        """The nodes, for the report; an identity limited to one namespace may not list them (count 0)."""
+        try:
+            return client.CoreV1Api(api).list_node(_request_timeout=10).items
+        except client.ApiException as exc:
+            if exc.status == 403:
+                return []
+            raise
 
     def delete(self) -> None:
         """Someone else's cluster: nothing to delete."""

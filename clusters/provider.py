@@ -67,3 +67,5 @@ class ProviderOptions:
     k8s_version: str | None = None
     node_count: int = 1
     keep: bool = False
+    # Testing a Dagster someone else deployed in this namespace: the suite needs access there, not cluster-wide.
+    dagster_namespace: str | None = None

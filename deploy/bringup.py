@@ -69,8 +69,16 @@ class Deployment:
     @cached_property
     def webserver(self) -> DagsterWebserver:
         """GraphQL to the webserver Service through the apiserver's proxy, as the suite's identity."""
-        return DagsterWebserver.through_service_proxy(self.api, self.namespace, settings.WEBSERVER,
-                                                      settings.WEBSERVER_PORT)
+        names = self.settings.names
+        return DagsterWebserver.through_service_proxy(self.api, self.namespace, names.webserver_service,
+                                                      names.webserver_port)
+
+    @property
+    def chaos_variables(self) -> dict[str, str]:
+        """The ``--var`` values the experiment files need to find this deployment's parts."""
+        names = self.settings.names
+        return {"namespace": self.namespace, "webserver_service": names.webserver_service,
+                "webserver_port": str(names.webserver_port)}
 
 
 def _selector(component: str, **extra: str) -> str:
@@ -172,6 +180,8 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
 @contextmanager
 def reconfigured(deployment: Deployment, **changes: Any) -> Iterator[Deployment]:
     """The deployment with other instance settings (e.g. ``max_resume_run_attempts=1``), restored afterwards."""
+    if not deployment.settings.owned:  # suites skip before this; a deployment of someone else is never edited
+        raise DeployError(f"the Dagster in {deployment.namespace} was not deployed by the suite: never reconfigured")
     try:
         yield _reconfigure(deployment, replace(deployment.settings, **changes))
     finally:  # also when the new config never came up

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from clusters.errors import ClusterError, PreflightError
+from clusters.phases import phase
 from deploy import settings as s
-from deploy.images import code_locations
+from deploy.images import LOCATION_NAMES, code_locations, location_source
 from deploy.settings import CodeLocation
 
-__all__ = ["secret_commands", "split_image", "values_snippet"]
+__all__ = ["publish_sample_locations", "push_image", "secret_commands", "split_image", "values_snippet"]
 
 SECRET_PREFIX = "dkc-secret-"
 HEADER = """\
@@ -72,3 +77,40 @@ def secret_commands(namespace: str, secret_value: str | None = None) -> str:
         f"kubectl -n {ns} create secret generic {secret} --from-literal={literal_secret}",
         f"kubectl -n {ns} label secret {secret} {label}",
     ]) + "\n"
+
+
+def push_image(archive: Path, reference: str, registry: str) -> str:
+    """Copy an OCI archive to ``registry`` with skopeo; returns the pushed ``registry/name:tag``."""
+    skopeo = shutil.which("skopeo")
+    if not skopeo:
+        raise PreflightError("skopeo is not installed: apt-get install skopeo (it pushes the OCI archives)")
+    target = f"{registry.rstrip('/')}/{reference.split('/', 1)[-1]}"
+    done = subprocess.run([skopeo, "copy", f"oci-archive:{archive}", f"docker://{target}"], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise ClusterError(f"pushing {target} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    return target
+
+
+def publish_sample_locations(namespace: str, dagster_version: str | None = None, registry: str | None = None) -> str:
+    """Build the sample code location images (cached), push them if a registry is named, and return what to add
+    to the chart's values and which kubectl lines create the env ConfigMap and Secret."""
+    from workloads import dagster_images
+
+    version = dagster_version or dagster_images.DAGSTER_VERSION
+    images, archives = [], []
+    for name in LOCATION_NAMES:
+        with phase(f"Building the image of sample code location {name} (Dagster {version})"):
+            reference, archive = dagster_images.code_location_image(name, location_source(name), version)
+        if registry:
+            with phase(f"Pushing {reference} to {registry}"):
+                reference = push_image(archive, reference, registry)
+        images.append((name, reference))
+        archives.append(f"#   {reference}: {archive}")
+    where = ("# Pushed to " + registry) if registry else (
+        "# Not pushed (no --push): load these OCI archives into every node, e.g. `kind load image-archive`:\n"
+        + "\n".join(archives))
+    policy = "IfNotPresent" if registry else "Never"
+    return "\n".join([where, values_snippet(images, pull_policy=policy),
+                      "# Then create the ConfigMap and Secret the sample locations pass to their runs:",
+                      secret_commands(namespace)])

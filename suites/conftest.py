@@ -11,6 +11,7 @@ from kubernetes import client
 
 from clusters.errors import ClusterError
 from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
+from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
 from deploy.images import LoadImage, build_and_load, code_locations
 from deploy.settings import (
     COMBINATIONS,
@@ -25,7 +26,7 @@ from reports.collect import Evidence
 from reports.evidence import claims_of, label_test, title_of, title_test
 from reports.redact import register_secret
 from workloads.dagster_images import check_dagster_version
-from workloads.hold import holding
+from workloads.hold import holding, remove_releases
 
 SUITE_LABEL = "dkc.dagster.io/suite"
 
@@ -47,10 +48,12 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
 
 
 class DeploymentPool:
-    """Deploys each launcher/executor combination once per session (per xdist worker), on first use."""
+    """Deploys each launcher/executor combination once per session (per xdist worker), on first use; or, with
+    ``--dagster existing``, describes the Dagster someone else deployed as each combination it serves."""
 
-    def __init__(self, api: client.ApiClient, load: LoadImage, config: pytest.Config) -> None:
-        self.api, self.load = api, load
+    def __init__(self, api: client.ApiClient, load: LoadImage, config: pytest.Config,
+                 existing: DiscoveredDagster | None = None) -> None:
+        self.api, self.load, self.existing = api, load, existing
         self.dagster_version: str = config.getoption("--dagster-version")
         self.keep: bool = config.getoption("--keep")
         self.shape = {"webserver_replicas": config.getoption("--webserver-replicas"),
@@ -64,7 +67,8 @@ class DeploymentPool:
             raise self.failed[combination]
         if combination not in self.deployed:
             try:
-                self.deployed[combination] = self._deploy(combination)
+                self.deployed[combination] = (Deployment(settings_for(self.existing, combination), self.api)
+                                              if self.existing else self._deploy(combination))
             except ClusterError as exc:
                 self.failed[combination] = exc
                 raise
@@ -87,18 +91,51 @@ class DeploymentPool:
             register_secret(secret)  # never in a report, whatever gets attached
         return deploy(self.api, cfg, keep=self.keep)
 
+    def not_served(self, combination: str) -> str | None:
+        """Why the existing deployment cannot be tested as ``combination`` (None: it can, or it is ours)."""
+        if not self.existing or combination in combinations_served(self.existing.instance):
+            return None
+        return (f"the Dagster in {self.existing.namespace} runs the {self.existing.instance.run_launcher_class}, "
+                f"which does not serve {combination}")
+
     def close(self) -> None:
+        if self.existing:  # someone else's: remove only what this session made there
+            removed = remove_releases(client.CoreV1Api(self.api), self.existing.namespace)
+            print(f"✓ Removed {removed} release ConfigMap(s) this session made in {self.existing.namespace}")
+            return
         if not self.keep and self.deployed:
             teardown(self.api, *(d.settings for d in self.deployed.values()))
 
 
+def existing_dagster(api: client.ApiClient, config: pytest.Config) -> DiscoveredDagster:
+    """The Dagster named by --dagster-namespace, found by its labels; the suite's access there checked first."""
+    namespace = config.getoption("--dagster-namespace")
+    selectors = Selectors(webserver=config.getoption("--webserver-selector"),
+                          daemon=config.getoption("--daemon-selector"),
+                          code_locations=config.getoption("--code-location-selector"),
+                          celery_workers=config.getoption("--celery-selector"),
+                          instance_config_map=config.getoption("--instance-config-map"))
+    found = discover(api, namespace, selectors)
+    missing = missing_access(api, namespace, chaos=config.getoption("--allow-chaos"))
+    if missing:
+        raise ClusterError(f"the suite's identity may not {'; '.join(missing)}: grant it, or choose another identity "
+                           f"with --kubeconfig/--context")
+    for secret in (found.postgres_password, found.test_secret_value):
+        register_secret(secret)  # searched for in pods, never in a report
+    return found
+
+
 @pytest.fixture(scope="session")
 def deployments(kube: client.ApiClient, load_image: LoadImage, pytestconfig: pytest.Config) -> Iterator[DeploymentPool]:
+    existing = None
     try:
-        check_dagster_version(pytestconfig.getoption("--dagster-version"))
+        if pytestconfig.getoption("--dagster") == "existing":
+            existing = existing_dagster(kube, pytestconfig)
+        else:
+            check_dagster_version(pytestconfig.getoption("--dagster-version"))
     except ClusterError as exc:
         pytest.exit(f"dkc: error: {exc}", returncode=2)
-    pool = DeploymentPool(kube, load_image, pytestconfig)
+    pool = DeploymentPool(kube, load_image, pytestconfig, existing)
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
         yield pool
@@ -117,6 +154,8 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
     combination = request.param
     if combination not in selected_combinations(request.config):
         pytest.skip(f"combination {combination} not selected (--combination)")
+    if reason := deployments.not_served(combination):
+        pytest.skip(reason)
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         try:
@@ -163,6 +202,18 @@ def held_run(dagster: Deployment) -> Iterator[str]:
     """A run of the hold job, STARTED with its op waiting for the test; released afterwards whatever happened."""
     with holding(dagster) as run_id:
         yield run_id
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Against someone else's deployment, tests that kill its pods (markers ha, chaos) need --allow-chaos."""
+    config = session.config
+    if config.getoption("--dagster") != "existing" or config.getoption("--allow-chaos") or config.option.collectonly:
+        return
+    faulty = [item for item in session.items if item.get_closest_marker("ha") or item.get_closest_marker("chaos")]
+    if faulty:
+        pytest.exit(f"dkc: error: {len(faulty)} selected test(s) kill pods or inject faults (markers ha, chaos) in the "
+                    f"existing deployment in {config.getoption('--dagster-namespace')}: pass --allow-chaos to let "
+                    f"them, or deselect them with -m 'not ha and not chaos'", returncode=2)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,8 +21,8 @@ from kubernetes import client
 
 from chaos.faults import apply, celery_worker_fault
 from clusters import ClusterInfo
-from deploy import settings
 from deploy.bringup import Deployment
+from deploy.discover import concurrency
 from observation.runs import footprint, most_at_once
 from observation.waits import Observation, WaitTimeout, wait_for
 from suites import only
@@ -34,11 +34,13 @@ pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c8
 
 def celery_capacity(dagster: Deployment) -> int:
     """Replicas x --concurrency of the Celery worker Deployment, as the cluster has it."""
-    workers = dagster.apps.read_namespaced_deployment(settings.CELERY_WORKERS, dagster.namespace)
-    command = workers.spec.template.spec.containers[0].command or []
-    concurrency = [int(arg.split("=", 1)[1]) for arg in command if arg.startswith("--concurrency=")]
-    assert concurrency, f"the Celery workers' command sets no --concurrency: {command}"
-    return (workers.spec.replicas or 0) * concurrency[0]
+    name = dagster.settings.names.celery_workers
+    assert name, f"no Celery worker Deployment was found in {dagster.namespace}"
+    workers = dagster.apps.read_namespaced_deployment(name, dagster.namespace)
+    container = workers.spec.template.spec.containers[0]
+    per_worker = concurrency(container)
+    assert per_worker, f"the Celery workers' command sets no --concurrency: {container.command} {container.args}"
+    return (workers.spec.replicas or 0) * per_worker
 
 
 def running_interval(pod: client.V1Pod) -> tuple[datetime, datetime]:
@@ -86,7 +88,8 @@ def test_a_run_whose_celery_worker_is_killed_mid_step_ends_within_its_max_runtim
         worker = wait_for(f"a Celery worker to pick up the step of run {run_id}",
                           lambda: picked_up_by(dagster, run_id), 120, 2)
         applied = apply(celery_worker_fault(str(worker)), dagster.core, dagster.namespace,
-                        tmp_path_factory.mktemp("chaos") / "celery-worker.json", cluster.kubeconfig, cluster.context)
+                        tmp_path_factory.mktemp("chaos") / "celery-worker.json", cluster.kubeconfig, cluster.context,
+                        variables=dagster.chaos_variables)
         assert applied.killed == [worker], f"the experiment killed {applied.killed}, not the step's worker {worker}"
         release(dagster.core, dagster.namespace, run_id)
 

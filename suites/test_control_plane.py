@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from deploy import settings
 from deploy.bringup import Deployment
 from observation.kube import job_condition, job_summary, wait_job_finished
 
@@ -18,13 +17,14 @@ RUN_TIMEOUT = 240
 @pytest.mark.c1
 def test_control_plane_runs_as_deployments_and_the_instance_is_a_config_map(dagster: Deployment) -> None:
     deployments = {d.metadata.name: d for d in dagster.apps.list_namespaced_deployment(dagster.namespace).items}
-    expected = [settings.WEBSERVER, settings.DAEMON, *(loc.service for loc in dagster.settings.code_locations)]
+    names = dagster.settings.names
+    expected = [names.webserver, names.daemon, *(loc.service for loc in dagster.settings.code_locations)]
     for name in expected:
         assert name in deployments, f"no Deployment {name} in {dagster.namespace}: has {sorted(deployments)}"
         ready = deployments[name].status.ready_replicas or 0
         assert ready >= 1, f"Deployment {name} has {ready} ready replicas"
 
-    instance = dagster.core.read_namespaced_config_map(settings.INSTANCE_CONFIG_MAP, dagster.namespace)
+    instance = dagster.core.read_namespaced_config_map(names.instance_config_map, dagster.namespace)
     launcher = yaml.safe_load(instance.data["dagster.yaml"])["run_launcher"]["class"]
     expected_launcher = "CeleryK8sRunLauncher" if dagster.settings.uses_celery else "K8sRunLauncher"
     assert launcher == expected_launcher, f"instance ConfigMap names {launcher}, expected {expected_launcher}"

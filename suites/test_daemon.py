@@ -39,7 +39,7 @@ def test_a_killed_daemon_comes_back_and_resumes_its_work(
     with ThreadPoolExecutor(1) as background:
         applying = background.submit(apply, DAEMON_FAULT, dagster.core, dagster.namespace,
                                      tmp_path_factory.mktemp("chaos") / "c5-daemon.json", cluster.kubeconfig,
-                                     cluster.context)
+                                     cluster.context, variables=dagster.chaos_variables)
         wait_gone(dagster.core.read_namespaced_pod, "pod", dagster.namespace, old_name, old_uid)
         queued = dagster.webserver.launch_run(dagster.job("ping"), location)  # no daemon to dequeue it now
         applied = applying.result()

@@ -17,15 +17,26 @@ import pytest
 from kubernetes import client
 
 from deploy.bringup import Deployment
-from deploy.settings import INSTANCE_RUN_K8S_CONFIG
 from observation.runs import RunFootprint, footprint
 from suites import only
 from workloads.locations.conformance.definitions import JOB_TAG_RESOURCES, OP_TAG_ANNOTATION
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c9]
 
-INSTANCE_RESOURCES = INSTANCE_RUN_K8S_CONFIG["container_config"]["resources"]
-INSTANCE_NODE_SELECTOR = INSTANCE_RUN_K8S_CONFIG["pod_spec_config"]["node_selector"]
+
+
+def instance_resources(dagster: Deployment) -> dict[str, dict[str, str]]:
+    """The run pods' resources the instance's run_k8s_config sets (ours, or read back from someone else's)."""
+    return (dagster.settings.run_k8s_config.get("container_config") or {}).get("resources") or {}
+
+
+def instance_node_selector(dagster: Deployment) -> dict[str, str]:
+    return (dagster.settings.run_k8s_config.get("pod_spec_config") or {}).get("node_selector") or {}
+
+
+def needs_instance_settings(dagster: Deployment) -> None:
+    if not instance_resources(dagster) and not instance_node_selector(dagster):
+        pytest.skip(f"the instance in {dagster.namespace} sets no run_k8s_config resources or nodeSelector to follow")
 
 
 def resources_of(pod: client.V1Pod) -> dict[str, dict[str, str]]:
@@ -39,6 +50,10 @@ def node_selector_of(pod: client.V1Pod) -> dict[str, str]:
 
 def includes(have: dict[str, Any], want: dict[str, Any]) -> bool:
     return all(have.get(kind, {}).get(key) == value for kind, values in want.items() for key, value in values.items())
+
+
+def selects(have: dict[str, str], want: dict[str, str]) -> bool:
+    return all(have.get(key) == value for key, value in want.items())
 
 
 def one_run_pod(found: RunFootprint) -> client.V1Pod:
@@ -55,13 +70,14 @@ def tagged_run(dagster: Deployment) -> RunFootprint:
 
 def test_instance_run_k8s_config_reaches_run_pods(dagster: Deployment) -> None:
     only(dagster, "k8s-multiprocess", "k8s-job")  # CeleryK8sRunLauncher has no run_k8s_config
+    needs_instance_settings(dagster)
     pod = one_run_pod(footprint(dagster, dagster.run_to_success("ping")))
+    resources, node_selector = instance_resources(dagster), instance_node_selector(dagster)
 
-    assert includes(resources_of(pod), INSTANCE_RESOURCES), (
-        f"run pod {pod.metadata.name} has resources {resources_of(pod)}, the instance sets {INSTANCE_RESOURCES}")
-    assert node_selector_of(pod) == INSTANCE_NODE_SELECTOR, (
-        f"run pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, "
-        f"the instance sets {INSTANCE_NODE_SELECTOR}")
+    assert includes(resources_of(pod), resources), (
+        f"run pod {pod.metadata.name} has resources {resources_of(pod)}, the instance sets {resources}")
+    assert selects(node_selector_of(pod), node_selector), (
+        f"run pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, the instance sets {node_selector}")
 
 
 def test_a_job_tag_overrides_the_instance_resources_of_its_run_pod(dagster: Deployment,
@@ -71,7 +87,7 @@ def test_a_job_tag_overrides_the_instance_resources_of_its_run_pod(dagster: Depl
     assert includes(resources_of(pod), JOB_TAG_RESOURCES), (
         f"run pod {pod.metadata.name} has resources {resources_of(pod)}; the job's tag sets {JOB_TAG_RESOURCES}")
     if dagster.settings.combination != "celery-k8s":
-        assert node_selector_of(pod) == INSTANCE_NODE_SELECTOR, (
+        assert selects(node_selector_of(pod), instance_node_selector(dagster)), (
             f"the job tag (resources only) dropped the instance's nodeSelector: {node_selector_of(pod)}")
 
 
@@ -88,6 +104,7 @@ def test_an_op_tag_reaches_the_pod_of_its_step(dagster: Deployment, tagged_run: 
 
 def test_step_pods_inherit_the_run_pods_settings_from_the_instance(dagster: Deployment) -> None:
     only(dagster, "k8s-job")  # CeleryK8sRunLauncher has no run_k8s_config to inherit
+    needs_instance_settings(dagster)
     found = footprint(dagster, dagster.run_to_success("ping"))
     run_pod = one_run_pod(found)
     assert found.step_pods, f"no step pod for run {found.run_id}"
@@ -95,6 +112,9 @@ def test_step_pods_inherit_the_run_pods_settings_from_the_instance(dagster: Depl
     for pod in found.step_pods:
         assert resources_of(pod) == resources_of(run_pod), (
             f"step pod {pod.metadata.name} has resources {resources_of(pod)}, the run pod {resources_of(run_pod)}")
-        assert node_selector_of(pod) == node_selector_of(run_pod) == INSTANCE_NODE_SELECTOR, (
-            f"step pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, "
-            f"the run pod {node_selector_of(run_pod)}, the instance {INSTANCE_NODE_SELECTOR}")
+        assert node_selector_of(pod) == node_selector_of(run_pod), (
+            f"step pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, the run pod "
+            f"{node_selector_of(run_pod)}")
+        assert selects(node_selector_of(pod), instance_node_selector(dagster)), (
+            f"step pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, the instance "
+            f"{instance_node_selector(dagster)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,10 +11,16 @@ from kubernetes import client
 from deploy.bringup import Deployment
 from workloads.locations.conformance.definitions import RELEASE_CONFIG_MAP
 
+# Release ConfigMaps carry this process's session, so a session removes exactly what it made (also in a namespace
+# the suite does not own, where nothing else may be deleted).
+SESSION_LABEL = "dkc.dagster.io/session"
+SESSION = uuid.uuid4().hex[:12]
+
 
 def release(core: client.CoreV1Api, namespace: str, run_id: str) -> None:
     """Let the held op of ``run_id`` finish; releasing twice is fine."""
-    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=RELEASE_CONFIG_MAP.format(run_id=run_id)))
+    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=RELEASE_CONFIG_MAP.format(run_id=run_id),
+                                                           labels={SESSION_LABEL: SESSION}))
     try:
         core.create_namespaced_config_map(namespace, body)
     except client.ApiException as exc:
@@ -31,3 +38,15 @@ def holding(dagster: Deployment, location: str | None = None, tags: dict[str, st
         yield run_id
     finally:
         release(dagster.core, dagster.namespace, run_id)
+
+
+def remove_releases(core: client.CoreV1Api, namespace: str) -> int:
+    """Delete the release ConfigMaps this session made in ``namespace``; returns how many."""
+    made = core.list_namespaced_config_map(namespace, label_selector=f"{SESSION_LABEL}={SESSION}").items
+    for config_map in made:
+        try:
+            core.delete_namespaced_config_map(config_map.metadata.name, namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    return len(made)
