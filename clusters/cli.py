@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--dagster-version", default=None, help="Dagster release of the images (default: ours)")
     sample.add_argument("--push", metavar="REGISTRY", help="push the images to REGISTRY (host:port/path) with skopeo; "
                         "without it, load the printed OCI archives into your nodes yourself")
+    sample.add_argument("--insecure-registry", action="store_true", help="the registry speaks plain HTTP")
     for name, text in (("run", "the main job: cluster up, conformance suite, report"),
                        ("test", "self-tests, then the suites on a real cluster")):
         sub = commands.add_parser(name, help=text)
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample-location":
             from deploy.sample_location import publish_sample_locations
 
-            print(publish_sample_locations(args.namespace, args.dagster_version, args.push))
+            print(publish_sample_locations(args.namespace, args.dagster_version, args.push,
+                                           tls_verify=not args.insecure_registry))
             return 0
         provider = get_provider(args.cluster, options_from(args))
         if args.command == "up":

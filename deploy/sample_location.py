@@ -79,20 +79,22 @@ def secret_commands(namespace: str, secret_value: str | None = None) -> str:
     ]) + "\n"
 
 
-def push_image(archive: Path, reference: str, registry: str) -> str:
+def push_image(archive: Path, reference: str, registry: str, tls_verify: bool = True) -> str:
     """Copy an OCI archive to ``registry`` with skopeo; returns the pushed ``registry/name:tag``."""
     skopeo = shutil.which("skopeo")
     if not skopeo:
         raise PreflightError("skopeo is not installed: apt-get install skopeo (it pushes the OCI archives)")
     target = f"{registry.rstrip('/')}/{reference.split('/', 1)[-1]}"
-    done = subprocess.run([skopeo, "copy", f"oci-archive:{archive}", f"docker://{target}"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run([skopeo, "copy", f"--dest-tls-verify={str(tls_verify).lower()}", f"oci-archive:{archive}",
+                           f"docker://{target}"], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise ClusterError(f"pushing {target} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
+        raise ClusterError(f"pushing {target} failed: {last}")
     return target
 
 
-def publish_sample_locations(namespace: str, dagster_version: str | None = None, registry: str | None = None) -> str:
+def publish_sample_locations(namespace: str, dagster_version: str | None = None, registry: str | None = None,
+                             tls_verify: bool = True) -> str:
     """Build the sample code location images (cached), push them if a registry is named, and return what to add
     to the chart's values and which kubectl lines create the env ConfigMap and Secret."""
     from workloads import dagster_images
@@ -104,7 +106,7 @@ def publish_sample_locations(namespace: str, dagster_version: str | None = None,
             reference, archive = dagster_images.code_location_image(name, location_source(name), version)
         if registry:
             with phase(f"Pushing {reference} to {registry}"):
-                reference = push_image(archive, reference, registry)
+                reference = push_image(archive, reference, registry, tls_verify)
         images.append((name, reference))
         archives.append(f"#   {reference}: {archive}")
     where = ("# Pushed to " + registry) if registry else (
