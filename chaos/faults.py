@@ -37,13 +37,11 @@ WEBSERVER_FAULT = Fault("webserver", "kill-webserver.yaml", "terminate-a-webserv
 DAEMON_FAULT = Fault("daemon", "kill-daemon.yaml", "terminate-the-daemon-pod", (DAEMON,))
 
 
-CELERY_WORKERS = "component=celery"
-
-
-def celery_worker_fault(pod_name: str) -> Fault:
-    """Kill the Celery worker pod ``pod_name`` (e.g. the one running a step)."""
-    return Fault("celery-worker", "kill-celery-worker.yaml", "terminate-a-celery-worker-pod", (CELERY_WORKERS,),
-                 {"pod_name": f"^{pod_name}$"})
+def celery_worker_fault(pod_name: str, worker_pods: str, workers: str) -> Fault:
+    """Kill the Celery worker pod ``pod_name`` (e.g. the one running a step), one of ``worker_pods`` (a selector)
+    of the Deployment ``workers``."""
+    return Fault("celery-worker", "kill-celery-worker.yaml", "terminate-a-celery-worker-pod", (worker_pods,),
+                 {"pod_name": f"^{pod_name}$", "worker_selector": worker_pods, "workers": workers})
 
 
 def control_plane_faults(location: str, all_locations: list[str]) -> list[Fault]:

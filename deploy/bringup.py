@@ -23,7 +23,13 @@ from clusters.phases import phase
 from deploy import manifests, settings
 from deploy.graphql import DagsterApiError, DagsterWebserver
 from deploy.settings import DeploymentSettings
-from observation.kube import deployment_available, pod_summary, rollout_complete, wait_pod_finished
+from observation.kube import (
+    current_pods_selector,
+    deployment_available,
+    pod_summary,
+    rollout_complete,
+    wait_pod_finished,
+)
 from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 READY_TIMEOUT = 300.0
@@ -72,6 +78,12 @@ class Deployment:
         names = self.settings.names
         return DagsterWebserver.through_service_proxy(self.api, self.namespace, names.webserver_service,
                                                       names.webserver_port)
+
+    def celery_worker_pods(self) -> str:
+        """A label selector for the Celery worker pods, as the cluster runs them now."""
+        if not self.settings.names.celery_workers:
+            raise DeployError(f"no Celery worker Deployment is known in {self.namespace}")
+        return current_pods_selector(self.apps, self.namespace, self.settings.names.celery_workers)
 
     @property
     def chaos_variables(self) -> dict[str, str]:

@@ -171,3 +171,19 @@ def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Obser
     """A Deployment has rolled out its current template (see ``rolled_out``)."""
     found = apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
     return Observation(rolled_out(found), rollout_summary(found))
+
+
+def current_pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
+    """A label selector for exactly the pods of a Deployment's current ReplicaSet: its matchLabels plus that
+    ReplicaSet's pod-template-hash (a chart may label pods with nothing more specific than the release, and a
+    pod killed by a test is replaced by the same ReplicaSet)."""
+    deployment = apps.read_namespaced_deployment(deployment_name, namespace)
+    owned = [rs for rs in apps.list_namespaced_replica_set(namespace).items
+             if any(ref.uid == deployment.metadata.uid for ref in rs.metadata.owner_references or [])]
+    if not owned:
+        raise LookupError(f"Deployment {namespace}/{deployment_name} has no ReplicaSet")
+    current = max(owned, key=lambda rs: int((rs.metadata.annotations or {}).get(
+        "deployment.kubernetes.io/revision", "0")))
+    labels = {**(deployment.spec.selector.match_labels or {}),
+              "pod-template-hash": current.metadata.labels["pod-template-hash"]}
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))

@@ -87,7 +87,9 @@ def test_a_run_whose_celery_worker_is_killed_mid_step_ends_within_its_max_runtim
     with holding(dagster, tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)}) as run_id:
         worker = wait_for(f"a Celery worker to pick up the step of run {run_id}",
                           lambda: picked_up_by(dagster, run_id), 120, 2)
-        applied = apply(celery_worker_fault(str(worker)), dagster.core, dagster.namespace,
+        fault = celery_worker_fault(str(worker), dagster.celery_worker_pods(),
+                                    str(dagster.settings.names.celery_workers))
+        applied = apply(fault, dagster.core, dagster.namespace,
                         tmp_path_factory.mktemp("chaos") / "celery-worker.json", cluster.kubeconfig, cluster.context,
                         variables=dagster.chaos_variables)
         assert applied.killed == [worker], f"the experiment killed {applied.killed}, not the step's worker {worker}"

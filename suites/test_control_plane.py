@@ -57,7 +57,7 @@ def test_a_run_is_a_kubernetes_job_that_completes(dagster: Deployment) -> None:
 def assert_steps_went_through_celery(dagster: Deployment, run_id: str) -> None:
     """Each step was picked up by one of our Celery worker pods (the executor reports which)."""
     workers = {p.metadata.name for p in dagster.core.list_namespaced_pod(
-        dagster.namespace, label_selector="component=celery").items}
+        dagster.namespace, label_selector=dagster.celery_worker_pods()).items}
     pickups = [e for e in dagster.webserver.run_events(run_id) if "picked up by Celery" in (e.message or "")]
     assert pickups, f"no step of run {run_id} was picked up by a Celery worker"
     for event in pickups:
