@@ -80,15 +80,26 @@ def render_matrix(entries: Iterable[Entry], title: str = "Conformance matrix") -
     return "\n".join([*lines, "", LEGEND, ""])
 
 
+_CELL = "border:1px solid #d0d0d0;padding:4px 10px;text-align:left"
+# Background by what the cell says first (see cell_text): fail, xpass, known issue, pass, skip.
+_COLOURS = (("✗", "#f8d7da"), ("!", "#ffe5b4"), ("known", "#fff3cd"), ("✓", "#d4edda"), (SKIPPED, "#eeeeee"))
+
+
+def _cell_html(text: str) -> str:
+    colour = next((colour for start, colour in _COLOURS if text.startswith(start)), "#ffffff")
+    return f'<td style="{_CELL};background:{colour}">{html.escape(text)}</td>'
+
+
 def render_matrix_html(entries: Iterable[Entry]) -> str:
-    """The same matrix as an HTML table, for the report's summary entry."""
+    """The same matrix as an HTML table (inline styles: the report shows it as a test's description)."""
     columns, rows = matrix_cells(entries)
-    head = "".join(f"<th>{html.escape(column)}</th>" for column in ["Claim", *columns])
+    head = "".join(f'<th style="{_CELL};background:#f4f4f4">{html.escape(column)}</th>'
+                   for column in ["Claim", *columns])
     body = "".join(
-        f"<tr><td><b>{claim}</b> {html.escape(CLAIMS.get(claim, ''))}</td>"
-        + "".join(f"<td>{html.escape(text)}</td>" for text in texts) + "</tr>"
+        f'<tr><td style="{_CELL}"><b>{claim}</b> {html.escape(CLAIMS.get(claim, ""))}</td>'
+        + "".join(_cell_html(text) for text in texts) + "</tr>"
         for claim, texts in rows) or f"<tr><td colspan={len(columns) + 1}>no test with a claim marker ran</td></tr>"
-    return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
             f"<p>{html.escape(LEGEND)}</p>")
 
 

@@ -4,7 +4,8 @@
                                             [--out reports/out/screenshots]
 
 The test shown is the first of the claim's tests (a chaos claim by default) that has a pod timeline
-attached, so the picture shows the claim, its steps and the timeline. Needs Debian's ``chromium``.
+attached, so the picture shows the claim, its steps and the timeline; the conformance matrix entry is
+shot too. Needs Debian's ``chromium``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from clusters.errors import ClusterError
 
 REPORT = Path(__file__).resolve().parent / "out" / "allure-report" / "index.html"
 TIMELINE_ATTACHMENT = "pod timeline"
+MATRIX_FULL_NAME = "dkc#conformance-matrix"  # the summary entry reports.allure_files writes
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # The single-file report embeds each data file as base64 in a call d('<path>', '<base64>').
 _EMBEDDED = re.compile(r"d\('data/test-cases/(?P<uid>[0-9a-f]+)\.json','(?P<data>[A-Za-z0-9+/=]+)'\)")
@@ -90,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report.exists():
             raise ClusterError(f"no report at {args.report}: run ./dkc run first")
         url = args.report.resolve().as_uri()
-        case = pick(test_cases(args.report), args.claim)
+        cases = test_cases(args.report)
+        case = pick(cases, args.claim)
         shots = [screenshot(url, args.out / "overview.png", height=1100),
                  screenshot(f"{url}#testresult/{case['uid']}", args.out / f"{args.claim.lower()}-test.png")]
+        matrix = next((c for c in cases if c.get("fullName") == MATRIX_FULL_NAME), None)
+        if matrix:
+            shots.append(screenshot(f"{url}#testresult/{matrix['uid']}", args.out / "matrix.png", height=1300))
     except ClusterError as exc:
         print(f"dkc: error: {exc}", file=sys.stderr)
         return 2
