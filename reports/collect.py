@@ -18,7 +18,7 @@ from deploy.bringup import Deployment
 from deploy.graphql import LAUNCHED_RUNS
 from observation.snapshot import RUN_ID_LABEL, as_documents, event_log, events_since, pods_of_run
 from observation.timeline import PodTimeline
-from reports.evidence import attach_json, attach_png, attach_text, attach_yaml, show_picture
+from reports.evidence import attach_json, attach_png, attach_text, attach_yaml
 from reports.redact import REDACTOR
 from reports.timeline import render_png
 
@@ -69,8 +69,6 @@ def attach_evidence(deployment: Deployment, title: str, timeline: PodTimeline, s
     spans = [_redacted_span(span) for span in timeline.spans()]
     png = render_png(spans, timeline.marks(), REDACTOR.redact_text(title), started, timeline.stopped or time.time())
     attach_png("pod timeline", png)
-    show_picture(png, "Pod timeline: which pod of which component was up when; x = deleted (a fault), dashed = a run "
-                      "ended")
 
 
 def runs_of_test(core: client.CoreV1Api, namespace: str, since: float, launched: list[str]) -> list[str]:

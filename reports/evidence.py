@@ -7,8 +7,6 @@ allure-pytest plugin active (e.g. ``./dkc up``), steps and attachments do nothin
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import os
 import re
@@ -23,7 +21,7 @@ from reports.claims import CLAIMS, claim_number
 from reports.redact import REDACTOR
 
 __all__ = ["attach_file", "attach_json", "attach_png", "attach_text", "attach_yaml", "claims_of", "label_test",
-           "show_picture", "step", "title_of", "title_test"]
+           "step", "title_of", "title_test"]
 
 step = allure.step
 
@@ -50,13 +48,6 @@ def attach_yaml(name: str, documents: Iterable[Any]) -> None:
 def attach_png(name: str, png: bytes) -> None:
     """A picture; whatever text it shows must have been redacted before it was drawn."""
     allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
-
-
-def show_picture(png: bytes, caption: str) -> None:
-    """Put a picture at the top of the test's page (its description), where readers see it without a click."""
-    encoded = base64.b64encode(png).decode()
-    allure.dynamic.description_html(f'<p>{html.escape(REDACTOR.redact_text(caption))}</p>'
-                                    f'<img src="data:image/png;base64,{encoded}" style="max-width:100%">')
 
 
 def attach_file(name: str, path: Path) -> None:

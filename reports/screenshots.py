@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import requests
+import websocket
+
 from clusters.errors import ClusterError
+from observation.waits import Observation, WaitTimeout, wait_for
 
 REPORT = Path(__file__).resolve().parent / "out" / "allure-report" / "index.html"
 TIMELINE_ATTACHMENT = "pod timeline"
@@ -70,16 +76,101 @@ def pick(cases: list[dict[str, Any]], claim: str) -> dict[str, Any]:
     return sorted(with_timeline, key=lambda case: case.get("status") == "passed")[0]
 
 
-def screenshot(page: str, out: Path, width: int = 1440, height: int = 2000) -> Path:
-    """Render ``page`` in headless Chromium (letting its scripts run) and save a PNG."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--allow-file-access-from-files", f"--window-size={width},{height}", "--virtual-time-budget=15000",
-               f"--screenshot={out}", page]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-    if done.returncode != 0 or not out.exists():
-        raise ClusterError(f"Chromium could not screenshot {page}: {done.stderr.strip()[-300:]}")
-    return out
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on loopback: open a page, click, take a picture."""
+
+    def __init__(self, width: int = 1440, height: int = 2000) -> None:
+        self.profile = Path(tempfile.mkdtemp(prefix="dkc-chromium-"))
+        self.process = subprocess.Popen(
+            [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             f"--window-size={width},{height}", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+             f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port = wait_for("Chromium's DevTools port", self._port, 60, 0.2)
+        pages = requests.get(f"http://127.0.0.1:{port}/json", timeout=10).json()
+        target = next(page for page in pages if page.get("type") == "page")
+        self.socket = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=60)
+        self.calls = 0
+
+    def _port(self) -> Observation[int]:
+        if self.process.poll() is not None:
+            raise ClusterError(f"Chromium exited with {self.process.returncode} before it listened")
+        active = self.profile / "DevToolsActivePort"
+        lines = active.read_text().splitlines() if active.exists() else []
+        return Observation(bool(lines), "no DevToolsActivePort yet", int(lines[0]) if lines else None)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.calls += 1
+        self.socket.send(json.dumps({"id": self.calls, "method": method, "params": params}))
+        while True:  # events arrive in between; the answer carries our id
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.calls:
+                if "error" in message:
+                    raise ClusterError(f"Chromium {method}: {message['error'].get('message')}")
+                return message.get("result", {})
+
+    def evaluate(self, expression: str) -> Any:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def open(self, url: str, shows: str) -> None:
+        """Load ``url`` and wait until the page's text includes ``shows`` (the report renders with scripts)."""
+        self.call("Page.navigate", url=url)
+        wait_for(f"the page to show {shows!r}", lambda: Observation(
+            bool(self.evaluate(f"document.body && document.body.innerText.includes({json.dumps(shows)})")),
+            "still rendering"), 60, 0.5)
+
+    def click_text(self, text: str, then_shows: str) -> None:
+        """Click the innermost element whose text is ``text`` and wait until ``then_shows`` (a JS condition)."""
+        clicked = self.evaluate(f"""(() => {{
+            const hit = [...document.querySelectorAll('*')].find(
+                e => e.childElementCount === 0 && e.textContent.trim() === {json.dumps(text)});
+            if (hit) hit.click();
+            return Boolean(hit); }})()""")
+        if not clicked:
+            raise ClusterError(f"the page has no element reading {text!r}")
+        wait_for(f"{then_shows} after clicking {text!r}", lambda: Observation(bool(self.evaluate(then_shows)),
+                                                                          "not yet"), 30, 0.5)
+
+    def screenshot(self, out: Path) -> Path:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call("Browser.close")
+        self.socket.close()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+# A picture the report shows inline once its attachment row is open (the logo is an SVG, not an img).
+_PICTURE_SHOWN = "[...document.querySelectorAll('img')].some(i => i.naturalWidth > 200)"
+
+
+def take(report: Path, claim: str, out: Path) -> tuple[list[Path], dict[str, Any]]:
+    """The overview, a test of ``claim`` with its pod timeline opened, and the conformance matrix entry."""
+    url = report.resolve().as_uri()
+    cases = test_cases(report)
+    case = pick(cases, claim)
+    matrix = next((c for c in cases if c.get("fullName") == MATRIX_FULL_NAME), None)
+    shots = []
+    chromium = Browser()
+    try:
+        chromium.open(url, "Environment")
+        shots.append(chromium.screenshot(out / "overview.png"))
+        chromium.open(f"{url}#testresult/{case['uid']}", TIMELINE_ATTACHMENT)
+        chromium.click_text(TIMELINE_ATTACHMENT, _PICTURE_SHOWN)
+        shots.append(chromium.screenshot(out / f"{claim.lower()}-test.png"))
+        if matrix:
+            chromium.open(f"{url}#testresult/{matrix['uid']}", "Conformance matrix")
+            shots.append(chromium.screenshot(out / "matrix.png"))
+    finally:
+        chromium.close()
+    return shots, case
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,15 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.report.exists():
             raise ClusterError(f"no report at {args.report}: run ./dkc run first")
-        url = args.report.resolve().as_uri()
-        cases = test_cases(args.report)
-        case = pick(cases, args.claim)
-        shots = [screenshot(url, args.out / "overview.png", height=1100),
-                 screenshot(f"{url}#testresult/{case['uid']}", args.out / f"{args.claim.lower()}-test.png")]
-        matrix = next((c for c in cases if c.get("fullName") == MATRIX_FULL_NAME), None)
-        if matrix:
-            shots.append(screenshot(f"{url}#testresult/{matrix['uid']}", args.out / "matrix.png", height=1300))
-    except ClusterError as exc:
+        shots, case = take(args.report, args.claim, args.out)
+    except (ClusterError, WaitTimeout) as exc:
         print(f"dkc: error: {exc}", file=sys.stderr)
         return 2
     print(f"screenshots of {args.report}: " + ", ".join(str(shot) for shot in shots) + f" (test: {case['name']})")
