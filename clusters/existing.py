@@ -10,7 +10,7 @@ from kubernetes import client
 from clusters.errors import ClusterError, PreflightError
 from clusters.phases import phase
 from clusters.provider import ClusterInfo, ClusterStatus, Provider, ProviderOptions
-from clusters.readiness import api_client, server_version
+from clusters.readiness import api_client, denied_access, server_version
 
 # (verb, group, resource) the suite needs: its own namespaces and what it deploys into them,
 # the Jobs and pods Dagster launches, and deleting pods for the chaos tests.
@@ -51,16 +51,7 @@ class ExistingProvider(Provider):
 
     def missing_access(self, api: client.ApiClient) -> list[str]:
         """The (verb resource) pairs the current identity may not do, by SelfSubjectAccessReview."""
-        authz = client.AuthorizationV1Api(api)
-        missing = []
-        for verb, group, resource in REQUIRED_ACCESS:
-            resource_name, _, subresource = resource.partition("/")
-            review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, group=group, resource=resource_name, subresource=subresource or None)))
-            if not authz.create_self_subject_access_review(review, _request_timeout=10).status.allowed:
-                missing.append(f"{verb} {resource}" + (f".{group}" if group else ""))
-        return missing
+        return denied_access(api, REQUIRED_ACCESS)
 
     def create(self) -> ClusterInfo:
         with phase(f"Checking the existing cluster in {self._kubeconfig}"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from kubernetes import client, config
@@ -56,3 +57,20 @@ def wait_ready(api: client.ApiClient, node_count: int, timeout: float = 180.0) -
                  timeout)
     with phase("Waiting for the default ServiceAccount"):
         wait_for("ServiceAccount default/default", lambda: _service_account(api, "default", "default"), timeout)
+
+
+def denied_access(api: client.ApiClient, checks: Iterable[tuple[str, str, str]], namespace: str | None = None,
+                  timeout: float = 10) -> list[str]:
+    """The (verb, group, resource) checks the current identity may not do, by SelfSubjectAccessReview, as
+    ``"delete pods"`` / ``"list jobs.batch"`` (``... in <namespace>`` when asked about one namespace)."""
+    authz = client.AuthorizationV1Api(api)
+    where = f" in {namespace}" if namespace else ""
+    denied = []
+    for verb, group, resource in checks:
+        name, _, subresource = resource.partition("/")
+        review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group,
+                                                            resource=name, subresource=subresource or None)))
+        if not authz.create_self_subject_access_review(review, _request_timeout=timeout).status.allowed:
+            denied.append(f"{verb} {resource}" + (f".{group}" if group else "") + where)
+    return denied

@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusters.errors import ClusterError
+from clusters.readiness import denied_access
 from deploy import settings as s
 from deploy.images import LOCATION_NAMES
 from deploy.settings import CodeLocation, DeploymentSettings, Images, ObjectNames
@@ -450,14 +451,4 @@ def settings_for(discovered: DiscoveredDagster, combination: str) -> DeploymentS
 
 def missing_access(api: client.ApiClient, namespace: str, chaos: bool) -> list[str]:
     """What the current identity may not do in ``namespace`` (SelfSubjectAccessReview), e.g. "delete pods in ns"."""
-    authz = client.AuthorizationV1Api(api)
-    missing = []
-    for verb, group, resource in NAMESPACED_ACCESS + (CHAOS_ACCESS if chaos else ()):
-        name, _, subresource = resource.partition("/")
-        review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group,
-                                                            resource=name, subresource=subresource or None)))
-        if not authz.create_self_subject_access_review(review, _request_timeout=REQUEST_TIMEOUT).status.allowed:
-            missing.append(f"{verb} {resource}" + (f".{group}" if group else "") + f" in {namespace}")
-    return missing
-
+    return denied_access(api, NAMESPACED_ACCESS + (CHAOS_ACCESS if chaos else ()), namespace, REQUEST_TIMEOUT)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import allure
 import yaml
 
-from reports.claims import CLAIMS, claim_number
+from reports.claims import CLAIMS
+from reports.plugin import claims_of as claims_from_markers
 from reports.redact import REDACTOR
 
 __all__ = ["attach_file", "attach_json", "attach_png", "attach_text", "attach_yaml", "claims_of", "label_test",
@@ -28,7 +28,6 @@ step = allure.step
 DESIGN_CARD = Path(__file__).resolve().parent.parent.parent / "shared" / "DESIGN.md"
 DESIGN_CLAIMS_ANCHOR = "the-claims-under-test-each-is-a-test-each-has-a-marker"
 AREAS = (("ha", "HA and chaos"), ("conformance", "Conformance"), ("smoke", "Cluster"), ("lifecycle", "Cluster"))
-_CLAIM_MARKER = re.compile(r"c(1[0-6]|[1-9])")
 
 
 def attach_text(name: str, text: str) -> None:
@@ -58,7 +57,8 @@ def attach_file(name: str, path: Path) -> None:
 
 
 def claims_of(markers: Iterable[str]) -> list[str]:
-    return sorted((f"C{m[1]}" for name in markers if (m := _CLAIM_MARKER.fullmatch(name))), key=claim_number)
+    """``["C9", "C10"]`` from marker names, as the matrix reads them."""
+    return list(claims_from_markers(markers))
 
 
 def area_of(markers: Iterable[str]) -> str:
@@ -68,13 +68,17 @@ def area_of(markers: Iterable[str]) -> str:
 
 def title_of(function_name: str, claims: list[str], parameters: Mapping[str, Any]) -> str:
     """``C3 · a run in flight finishes while a control plane component is killed — webserver [k8s-job]``."""
-    words = function_name.removeprefix("test_").replace("_", " ")
+    words = _words(function_name)
     combination = parameters.get("dagster")
     others = [_param_text(value) for key, value in parameters.items() if key != "dagster"]
     title = f"{' '.join(claims)} · {words}" if claims else words
     if others:
         title += " — " + ", ".join(others)
     return f"{title} [{combination}]" if combination else title
+
+
+def _words(function_name: str) -> str:
+    return function_name.removeprefix("test_").replace("_", " ")
 
 
 def _param_text(value: Any) -> str:
@@ -98,7 +102,7 @@ def label_test(markers: Iterable[str], function_name: str, parameters: Mapping[s
         allure.dynamic.feature(f"{claim} · {CLAIMS[claim]}")
         allure.dynamic.link(design_link(), name=f"{claim} in the design card")
     if not claims:
-        allure.dynamic.feature(function_name.removeprefix("test_").replace("_", " "))
+        allure.dynamic.feature(_words(function_name))
     if parameters.get("dagster"):
         allure.dynamic.story(str(parameters["dagster"]))
 

@@ -48,8 +48,8 @@ class Record:
             yield claim, self.combination, self.outcome
 
 
-def claims_of(keywords: Mapping[str, Any]) -> tuple[str, ...]:
-    """``C1``…``C16`` from the test's ``c1``…``c16`` markers, in numeric order."""
+def claims_of(keywords: Iterable[str]) -> tuple[str, ...]:
+    """``C1``…``C16`` from the test's ``c1``…``c16`` markers (names, or a report's keywords), in numeric order."""
     numbers = sorted(int(match[1]) for name in keywords if (match := _CLAIM_MARKER.fullmatch(name)))
     return tuple(f"C{number}" for number in numbers)
 

@@ -185,12 +185,12 @@ def report_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     """Title the test by its claim in Allure; when Allure records and the test runs on a Dagster deployment,
     record the namespace's pods meanwhile and attach the evidence of its runs afterwards."""
     node = request.node
-    label_test(*_test_identity(node))
+    markers, name, parameters = _test_identity(node)
+    label_test(markers, name, parameters)
     if "dagster" not in request.fixturenames or not request.config.getoption("--alluredir", None):
         yield
         return
     deployment = request.getfixturevalue("dagster")
-    markers, name, parameters = _test_identity(node)
     title = title_of(name, claims_of(markers), parameters)
     with Evidence(deployment, title, node.user_properties) as evidence:
         node.stash[_EVIDENCE] = evidence
