@@ -23,6 +23,7 @@ from clusters.phases import phase
 from deploy import manifests, settings
 from deploy.graphql import DagsterApiError, DagsterWebserver
 from deploy.settings import DeploymentSettings
+from observation.failures import kubernetes_cause, run_failure_cause
 from observation.kube import (
     current_pods_selector,
     deployment_available,
@@ -76,8 +77,12 @@ class Deployment:
     def webserver(self) -> DagsterWebserver:
         """GraphQL to the webserver Service through the apiserver's proxy, as the suite's identity."""
         names = self.settings.names
-        return DagsterWebserver.through_service_proxy(self.api, self.namespace, names.webserver_service,
-                                                      names.webserver_port)
+        webserver = DagsterWebserver.through_service_proxy(self.api, self.namespace, names.webserver_service,
+                                                           names.webserver_port)
+        webserver.explain_run = lambda run_id: run_failure_cause(
+            lambda: webserver.run_events(run_id),
+            lambda: kubernetes_cause(self.core, self.batch, self.namespace, run_id))
+        return webserver
 
     def celery_worker_pods(self) -> str:
         """A label selector for the Celery worker pods, as the cluster runs them now."""

@@ -53,7 +53,7 @@ NAMESPACED_ACCESS: tuple[tuple[str, str, str], ...] = (
     ("get", "batch", "jobs"), ("list", "batch", "jobs"), ("watch", "batch", "jobs"),
     ("get", "apps", "deployments"), ("list", "apps", "deployments"),
     ("get", "", "configmaps"), ("list", "", "configmaps"),
-    ("create", "", "configmaps"), ("delete", "", "configmaps"),  # held runs are released by a ConfigMap
+    ("create", "batch", "jobs"), ("delete", "batch", "jobs"),  # held runs are released by a suspended Job
     ("get", "", "secrets"), ("get", "", "services"), ("list", "", "services"),
     ("get", "", "services/proxy"), ("create", "", "services/proxy"), ("list", "", "events"),
 )

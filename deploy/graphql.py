@@ -31,7 +31,7 @@ from gql.transport.requests import RequestsHTTPTransport
 from kubernetes import client as k8s
 from requests.auth import AuthBase
 
-from observation.waits import Observation, TerminalState, wait_for
+from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 __all__ = [
     "DEFINITIONS_REPOSITORY",
@@ -570,8 +570,12 @@ class DagsterWebserver:
         graphql_client: DagsterGraphQLClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        explain_run: Callable[[str], str] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        # Says why a run did not reach what a wait wanted (its first error, its pods' states); appended to
+        # the wait's error so that a failure names its cause, not only "ended FAILURE".
+        self.explain_run = explain_run
         self.request_timeout = request_timeout
         self.session = session or proxy_session(endpoint)
         self.client = graphql_client or DagsterGraphQLClient(
@@ -758,13 +762,26 @@ class DagsterWebserver:
             if status in wanted:
                 return Observation(True, status.value, status)
             if status in TERMINAL_RUN_STATUSES:
-                raise TerminalState(f"run {run_id} ended {status.value} while waiting for {_status_names(wanted)}")
+                raise TerminalState(f"run {run_id} ended {status.value} while waiting for {_status_names(wanted)}"
+                                    + self.cause_of(run_id))
             return Observation(False, f"run {run_id} {status.value}")
 
         with allure.step(f"Wait for run {run_id} to reach {_status_names(wanted)}"):
-            result = wait_for(f"run {run_id} to reach {_status_names(wanted)}", look, timeout, interval,
-                              self._clock, self._sleep)
+            try:
+                result = wait_for(f"run {run_id} to reach {_status_names(wanted)}", look, timeout, interval,
+                                  self._clock, self._sleep)
+            except WaitTimeout as exc:
+                raise WaitTimeout(exc.description, exc.timeout, exc.last_seen + self.cause_of(run_id)) from None
         return cast(DagsterRunStatus, result)
+
+    def cause_of(self, run_id: str) -> str:
+        """``: <why>`` from the explainer, or nothing; an explainer that fails never hides the wait's own error."""
+        if self.explain_run is None:
+            return ""
+        try:
+            return f": {self.explain_run(run_id)}"
+        except Exception as exc:
+            return f" (cause not readable: {type(exc).__name__}: {exc})"
 
     def wait_for_location_loaded(
         self, name: str, timeout: float, interval: float = 2.0, reload_on_error: bool = False

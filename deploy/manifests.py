@@ -78,7 +78,7 @@ def container_context(cfg: DeploymentSettings, location: CodeLocation) -> dict[s
     return {"k8s": {
         "namespace": cfg.namespace,
         "image_pull_policy": cfg.image_pull_policy,
-        "service_account_name": s.SERVICE_ACCOUNT,
+        "service_account_name": s.USER_DEPLOYMENTS_SERVICE_ACCOUNT,
         "env_vars": [f"{k}={v}" for k, v in location.env],
         "env_config_maps": [s.PIPELINE_ENV_CONFIG_MAP, *location.env_config_maps],
         "env_secrets": list(location.env_secrets),
@@ -139,22 +139,42 @@ def _config_map(name: str, namespace: str, component: str, data: dict[str, str])
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, component), "data": data}
 
 
-def foundation(cfg: DeploymentSettings) -> list[Manifest]:
-    """Namespace-level objects: service account and role, the Postgres secret, config maps."""
-    ns = cfg.namespace
-    rules = [
-        {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status"], "verbs": ["*"]},
-        {"apiGroups": [""], "resources": ["pods", "pods/log", "pods/status"], "verbs": ["*"]},
-        {"apiGroups": [""], "resources": ["events", "configmaps", "secrets", "services"],
-         "verbs": ["get", "list", "watch"]},
-    ]
+# The official chart's Roles, rule for rule: the control plane's account, and the user deployments' account that
+# run and step pods use (no ConfigMaps, Secrets or Services: a workload needing more fails here as under the chart).
+CONTROL_PLANE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"],
+     "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get", "watch", "list"]},
+    {"apiGroups": [""], "resources": ["pods", "events"],
+     "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/log", "pods/status"], "verbs": ["get", "watch", "list"]},
+]
+USER_DEPLOYMENT_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs", "jobs/status", "cronjobs"], "verbs": ["*"]},
+    {"apiGroups": [""], "resources": ["pods", "pods/log", "pods/status"], "verbs": ["*"]},
+]
+
+
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def _account(name: str, namespace: str, rules: list[dict[str, Any]]) -> list[Manifest]:
+    """A ServiceAccount with a Role of the same name bound to it."""
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(s.SERVICE_ACCOUNT, ns, "rbac")},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(s.RELEASE, ns, "rbac"),
-         "rules": rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(s.RELEASE, ns, "rbac"),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": s.RELEASE},
-         "subjects": [{"kind": "ServiceAccount", "name": s.SERVICE_ACCOUNT, "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace, "rbac")},
+        {"apiVersion": RBAC, "kind": "Role", "metadata": _meta(name, namespace, "rbac"), "rules": rules},
+        {"apiVersion": RBAC, "kind": "RoleBinding", "metadata": _meta(name, namespace, "rbac"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
+    ]
+
+
+def foundation(cfg: DeploymentSettings) -> list[Manifest]:
+    """Namespace-level objects: service accounts and roles, the Postgres secret, config maps."""
+    ns = cfg.namespace
+    return [
+        *_account(s.SERVICE_ACCOUNT, ns, CONTROL_PLANE_RULES),
+        *_account(s.USER_DEPLOYMENTS_SERVICE_ACCOUNT, ns, USER_DEPLOYMENT_RULES),
         {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(s.POSTGRES_SECRET, ns, "postgresql"),
          "type": "Opaque", "stringData": {s.POSTGRES_PASSWORD_KEY: cfg.postgres_password}},
         _config_map(s.INSTANCE_CONFIG_MAP, ns, "instance",
@@ -202,7 +222,7 @@ def code_location(cfg: DeploymentSettings, location: CodeLocation) -> list[Manif
     env_from = [{"configMapRef": {"name": c}} for c in (s.PIPELINE_ENV_CONFIG_MAP, *location.env_config_maps)]
     env_from += [{"secretRef": {"name": name}} for name in location.env_secrets]
     pod = {
-        "serviceAccountName": s.SERVICE_ACCOUNT,
+        "serviceAccountName": s.USER_DEPLOYMENTS_SERVICE_ACCOUNT,
         "containers": [{
             "name": "dagster-user-deployments", "image": location.image, "imagePullPolicy": cfg.image_pull_policy,
             "command": ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(s.GRPC_PORT),

@@ -29,7 +29,10 @@ POSTGRES_PASSWORD_KEY = "postgresql-password"
 BROKER = f"{RELEASE}-redis"
 CELERY_WORKERS = f"{RELEASE}-celery-workers"
 CELERY_CONFIG_MAP = f"{RELEASE}-celery-config"
-SERVICE_ACCOUNT = RELEASE
+SERVICE_ACCOUNT = RELEASE  # webserver, daemon, Celery workers
+# Code location servers and, through their container context, run and step pods: the chart's second account,
+# with its narrower Role (Jobs and pods only), so the suite's own deployment holds workloads to the same rights.
+USER_DEPLOYMENTS_SERVICE_ACCOUNT = f"{RELEASE}-dagster-user-deployments-user-deployments"
 CELERY_QUEUE = "dagster"
 # What the suite sets on its code locations to follow env vars into run, step and external pods (C10).
 TEST_ENV_CONFIG_MAP = "dkc-test-env"

@@ -100,8 +100,8 @@ class DeploymentPool:
 
     def close(self) -> None:
         if self.existing:  # someone else's: remove only what this session made there
-            removed = remove_releases(client.CoreV1Api(self.api), self.existing.namespace)
-            print(f"✓ Removed {removed} release ConfigMap(s) this session made in {self.existing.namespace}")
+            removed = remove_releases(client.BatchV1Api(self.api), self.existing.namespace)
+            print(f"✓ Removed {removed} release Job(s) this session made in {self.existing.namespace}")
             return
         if not self.keep and self.deployed:
             teardown(self.api, *(d.settings for d in self.deployed.values()))
@@ -152,8 +152,6 @@ def selected_combinations(config: pytest.Config) -> list[str]:
 def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Deployment:
     """A ready Dagster deployment of one launcher/executor combination (deployed on first use)."""
     combination = request.param
-    if combination not in selected_combinations(request.config):
-        pytest.skip(f"combination {combination} not selected (--combination)")
     if reason := deployments.not_served(combination):
         pytest.skip(reason)
     capture = request.config.pluginmanager.getplugin("capturemanager")
@@ -216,10 +214,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     f"them, or deselect them with -m 'not ha and not chaos'", returncode=2)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its combination, and group it by combination for `--dist loadgroup`."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its combination, and group it by combination for `--dist loadgroup`; tests of a
+    combination not chosen with --combination are deselected (absent from JUnit, Allure and the matrix)."""
+    chosen = set(selected_combinations(config))
+    kept, dropped = [], []
     for item in items:
         combination = getattr(getattr(item, "callspec", None), "params", {}).get("dagster")
         if combination:
             item.add_marker(getattr(pytest.mark, combination.replace("-", "_")))
             item.add_marker(pytest.mark.xdist_group(combination))
+        (dropped if combination and combination not in chosen else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -93,7 +93,7 @@ def test_a_run_whose_celery_worker_is_killed_mid_step_ends_within_its_max_runtim
                         tmp_path_factory.mktemp("chaos") / "celery-worker.json", cluster.kubeconfig, cluster.context,
                         variables=dagster.chaos_variables)
         assert applied.killed == [worker], f"the experiment killed {applied.killed}, not the step's worker {worker}"
-        release(dagster.core, dagster.namespace, run_id)
+        release(dagster, run_id)
 
         started = dagster.webserver.run(run_id).start_time or time.time()
         bound = MAX_RUNTIME_SECONDS + dagster.settings.run_monitoring_poll_interval_seconds + END_MARGIN_SECONDS

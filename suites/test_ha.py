@@ -47,7 +47,7 @@ def test_a_run_in_flight_finishes_while_a_control_plane_component_is_killed(
         f" (journal {applied.journal})")
 
     released_at = time.monotonic()
-    release(dagster.core, dagster.namespace, run_id)
+    release(dagster, run_id)
     status = dagster.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=300)
 
     assert status.value == "SUCCESS", f"run {run_id} ended {status.value} after {fault.name} was killed"

@@ -138,7 +138,7 @@ def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
                               lambda job: job.metadata.name == f"dagster-run-{run_id}-1", 300,
                               namespace=resumable.namespace, label_selector=f"dagster/run-id={run_id}")
         record_property("resumed_in_job", resumed.metadata.name)
-        release(resumable.core, resumable.namespace, run_id)
+        release(resumable, run_id)
         status = resumable.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=300)
 
     assert status.value == "SUCCESS", f"the resumed run {run_id} ended {status.value}"

@@ -1,4 +1,8 @@
-"""The test's side of the hold workload: a held op finishes once the test creates its release ConfigMap."""
+"""The test's side of the hold workload: a held op finishes once the test creates its release Job.
+
+The release is a suspended Job (it never makes a pod): run and step pods of the official chart may read Jobs
+and pods, nothing else. A run counts as held only once its op said, in Dagster's event log, that it holds.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +13,82 @@ from contextlib import contextmanager
 from kubernetes import client
 
 from deploy.bringup import Deployment
-from workloads.locations.conformance.definitions import RELEASE_CONFIG_MAP
+from deploy.graphql import TERMINAL_RUN_STATUSES, DagsterWebserver
+from observation.failures import first_error
+from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
+from workloads.locations.conformance.definitions import HOLDING_MESSAGE, RELEASE_JOB
 
-# Release ConfigMaps carry this process's session, so a session removes exactly what it made (also in a namespace
+# Release Jobs carry this process's session, so a session removes exactly what it made (also in a namespace
 # the suite does not own, where nothing else may be deleted).
 SESSION_LABEL = "dkc.dagster.io/session"
 SESSION = uuid.uuid4().hex[:12]
+HOLDING_PREFIX = HOLDING_MESSAGE.split("{", 1)[0]
+HOLD_START_TIMEOUT = 240.0
 
 
-def release(core: client.CoreV1Api, namespace: str, run_id: str) -> None:
+class HoldFailed(TerminalState):
+    """The hold op could not hold (e.g. its pod may not read Jobs): the op's own error, and no fault applied."""
+
+
+def release_job(name: str, image: str) -> client.V1Job:
+    """A Job that only marks a release: suspended, so it never makes a pod (the image is never pulled)."""
+    return client.V1Job(
+        metadata=client.V1ObjectMeta(name=name, labels={SESSION_LABEL: SESSION}),
+        spec=client.V1JobSpec(suspend=True, backoff_limit=0, template=client.V1PodTemplateSpec(
+            spec=client.V1PodSpec(restart_policy="Never", containers=[
+                client.V1Container(name="release-marker", image=image, command=["true"])]))))
+
+
+def release(dagster: Deployment, run_id: str) -> None:
     """Let the held op of ``run_id`` finish; releasing twice is fine."""
-    body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=RELEASE_CONFIG_MAP.format(run_id=run_id),
-                                                           labels={SESSION_LABEL: SESSION}))
+    image = dagster.settings.code_locations[0].image
     try:
-        core.create_namespaced_config_map(namespace, body)
+        dagster.batch.create_namespaced_job(dagster.namespace, release_job(RELEASE_JOB.format(run_id=run_id), image))
     except client.ApiException as exc:
         if exc.status != 409:  # already released
             raise
 
 
+def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float = HOLD_START_TIMEOUT) -> float:
+    """Until the run's hold op logged that it holds; returns that log entry's time. A run that ends first
+    raises HoldFailed with its first error (e.g. the 403 of a pod that may not watch Jobs)."""
+
+    def look() -> Observation[float]:
+        events = webserver.run_events(run_id)
+        for event in events:
+            if event.message.startswith(HOLDING_PREFIX):
+                return Observation(True, event.message, event.timestamp)
+        status = webserver.run_status(run_id)
+        if status in TERMINAL_RUN_STATUSES:
+            raise HoldFailed(f"run {run_id} of the hold job ended {status.value} before it held: "
+                             f"{first_error(events) or 'no error in its event log'}")
+        return Observation(False, f"run {run_id} {status.value}, {len(events)} events, not holding yet")
+
+    try:
+        return wait_for(f"run {run_id} to hold (its op logs {HOLDING_PREFIX.strip()!r})", look, timeout, 1.0)
+    except WaitTimeout as exc:
+        raise HoldFailed(f"{exc}{webserver.cause_of(run_id)}") from exc
+
+
 @contextmanager
 def holding(dagster: Deployment, location: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
-    """Launch the hold job, wait until its run is STARTED, yield its id; release it afterwards whatever happened."""
+    """Launch the hold job, wait until its op says it holds, yield the run id; release it afterwards whatever
+    happened."""
     run_id = dagster.webserver.launch_run(dagster.job("hold"), location or dagster.settings.code_locations[0].name,
                                           tags=tags)
     try:
-        dagster.webserver.wait_for_run_status(run_id, ["STARTED"], timeout=180)
+        wait_until_holding(dagster.webserver, run_id)
         yield run_id
     finally:
-        release(dagster.core, dagster.namespace, run_id)
+        release(dagster, run_id)
 
 
-def remove_releases(core: client.CoreV1Api, namespace: str) -> int:
-    """Delete the release ConfigMaps this session made in ``namespace``; returns how many."""
-    made = core.list_namespaced_config_map(namespace, label_selector=f"{SESSION_LABEL}={SESSION}").items
-    for config_map in made:
+def remove_releases(batch: client.BatchV1Api, namespace: str) -> int:
+    """Delete the release Jobs this session made in ``namespace``; returns how many."""
+    made = batch.list_namespaced_job(namespace, label_selector=f"{SESSION_LABEL}={SESSION}").items
+    for job in made:
         try:
-            core.delete_namespaced_config_map(config_map.metadata.name, namespace)
+            batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
         except client.ApiException as exc:
             if exc.status != 404:
                 raise

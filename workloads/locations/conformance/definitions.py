@@ -72,28 +72,49 @@ def report_celery() -> None:
     report()
 
 
-# A held op waits, without a fixed sleep, until the test releases it by creating this ConfigMap in the
-# run's namespace; so a chaos test decides exactly when the run may finish.
-RELEASE_CONFIG_MAP = "dkc-release-{run_id}"
+# A held op waits, without a fixed sleep, until the test releases it by creating a suspended Job of this name
+# in the run's namespace; so a chaos test decides exactly when the run may finish. A Job, because the service
+# account the official chart gives run and step pods may read Jobs and pods, and nothing else (no ConfigMaps).
+# Suspended, so it never makes a pod.
+RELEASE_JOB = "dkc-release-{run_id}"
+# The op logs this (into the run's event log) once it is watching: the test's proof that the run holds.
+HOLDING_MESSAGE = "dkc: holding until Job {namespace}/{name} exists"
 HOLD_DEADLINE_SECONDS = 900
 
 
 @op
 def hold(context: OpExecutionContext) -> None:
-    """Blocks until ConfigMap dkc-release-<run_id> exists (watched), or fails after a deadline."""
+    """Blocks until Job dkc-release-<run_id> exists (watched), or fails after a deadline.
+
+    It reads before it says it holds: a pod that may not read Jobs fails here with the API's own error."""
     from kubernetes import client, config, watch
 
     config.load_incluster_config()
     namespace = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
-    name = RELEASE_CONFIG_MAP.format(run_id=context.run_id)
-    core = client.CoreV1Api()
-    context.log.info(f"holding until ConfigMap {namespace}/{name} exists")
-    stream = watch.Watch().stream(core.list_namespaced_config_map, namespace,
-                                  field_selector=f"metadata.name={name}", timeout_seconds=HOLD_DEADLINE_SECONDS)
-    for _event in stream:
-        context.log.info(f"released by ConfigMap {namespace}/{name}")
-        return
-    raise RuntimeError(f"not released within {HOLD_DEADLINE_SECONDS}s (ConfigMap {namespace}/{name} never appeared)")
+    name = RELEASE_JOB.format(run_id=context.run_id)
+    batch = client.BatchV1Api()
+    deadline = time.monotonic() + HOLD_DEADLINE_SECONDS
+    announced = False
+    while time.monotonic() < deadline:
+        listed = batch.list_namespaced_job(namespace, field_selector=f"metadata.name={name}")
+        if listed.items:
+            context.log.info(f"released by Job {namespace}/{name}")
+            return
+        if not announced:
+            context.log.info(HOLDING_MESSAGE.format(namespace=namespace, name=name))
+            announced = True
+        try:
+            # A watch may end early (apiserver restart, expired version): then list again, until the deadline.
+            for _event in watch.Watch().stream(batch.list_namespaced_job, namespace,
+                                               field_selector=f"metadata.name={name}",
+                                               resource_version=listed.metadata.resource_version,
+                                               timeout_seconds=max(1, int(deadline - time.monotonic()))):
+                context.log.info(f"released by Job {namespace}/{name}")
+                return
+        except client.ApiException as exc:
+            if exc.status != 410:  # 410: the version expired, list again
+                raise
+    raise RuntimeError(f"not released within {HOLD_DEADLINE_SECONDS}s (Job {namespace}/{name} never appeared)")
 
 
 @job(description="Holds until released by the test, multiprocess executor.")

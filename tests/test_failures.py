@@ -1,0 +1,104 @@
+"""Self-tests for observation.failures and the hold workload's test side: one-line causes, no cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dagster import DagsterRunStatus
+from kubernetes import client
+
+from deploy.graphql import RunEvent
+from observation.failures import container_problems, first_error, pod_problems, run_failure_cause
+from workloads import hold
+from workloads.locations.conformance.definitions import HOLDING_MESSAGE
+
+
+def event(event_type: str | None, message: str = "", error: str | None = None, level: str | None = "INFO",
+          step_key: str | None = None, timestamp: float = 1.0) -> RunEvent:
+    return RunEvent(kind="X", event_type=event_type, step_key=step_key, message=message, timestamp=timestamp,
+                    level=level, metadata={}, error=error)
+
+
+def test_first_error_is_the_first_event_with_an_error_before_error_level_messages() -> None:
+    events = [event("RUN_START"), event(None, "Run worker failed", level="ERROR"),
+              event("STEP_FAILURE", "hold failed", error="ApiException: (403) Forbidden: cannot watch jobs",
+                    step_key="hold"), event("RUN_FAILURE", "Execution failed", level="ERROR")]
+    assert first_error(events) == "STEP_FAILURE hold: ApiException: (403) Forbidden: cannot watch jobs"
+
+
+def test_first_error_falls_back_to_the_first_error_level_entry_and_then_to_none() -> None:
+    assert first_error([event("RUN_START"), event("ENGINE_EVENT", "pod OOMKilled", level="ERROR")]) == (
+        "ENGINE_EVENT: pod OOMKilled")
+    assert first_error([event("RUN_START"), event("RUN_SUCCESS")]) is None
+
+
+def pod(phase: str, *, waiting: str | None = None, terminated: tuple[str, int] | None = None,
+        unschedulable: str | None = None) -> client.V1Pod:
+    state = client.V1ContainerState(
+        waiting=client.V1ContainerStateWaiting(reason=waiting, message="Back-off pulling image") if waiting else None,
+        terminated=client.V1ContainerStateTerminated(reason=terminated[0], exit_code=terminated[1])
+        if terminated else None)
+    conditions = [client.V1PodCondition(type="PodScheduled", status="False", reason="Unschedulable",
+                                        message=unschedulable)] if unschedulable else []
+    return client.V1Pod(metadata=client.V1ObjectMeta(name="dagster-run-abc-x"), status=client.V1PodStatus(
+        phase=phase, conditions=conditions,
+        container_statuses=[client.V1ContainerStatus(name="dagster", state=state, image="i", image_id="",
+                                                     ready=False, restart_count=0)]))
+
+
+def test_pod_problems_name_waiting_and_terminated_reasons_and_unschedulable() -> None:
+    assert container_problems(pod("Pending", waiting="ImagePullBackOff")) == [
+        "dagster: ImagePullBackOff (Back-off pulling image)"]
+    assert container_problems(pod("Failed", terminated=("OOMKilled", 137))) == ["dagster: OOMKilled (exit 137)"]
+    assert pod_problems(pod("Pending", unschedulable="0/1 nodes are available")) == [
+        "Unschedulable: 0/1 nodes are available"]
+
+
+def test_a_healthy_or_starting_pod_has_no_problem() -> None:
+    assert pod_problems(pod("Pending", waiting="ContainerCreating")) == []
+    assert pod_problems(pod("Succeeded", terminated=("Completed", 0))) == []
+
+
+def test_the_cause_line_says_which_source_could_not_be_read() -> None:
+    def broken() -> list[RunEvent]:
+        raise ConnectionError("webserver down")
+
+    line = run_failure_cause(broken, lambda: "pod x Failed: dagster: OOMKilled (exit 137)")
+    assert line.startswith("event log not readable (ConnectionError: webserver down)")
+    assert line.endswith("pod x Failed: dagster: OOMKilled (exit 137)")
+    assert run_failure_cause(lambda: [], lambda: None) == (
+        "no error in Dagster's event log ; its Jobs and pods show no problem")
+
+
+def test_a_release_job_never_makes_a_pod_and_carries_the_session() -> None:
+    job = hold.release_job("dkc-release-r1", "docker.io/local/alpha:1")
+    assert job.spec.suspend is True
+    assert job.metadata.labels == {hold.SESSION_LABEL: hold.SESSION}
+
+
+class FakeWebserver:
+    def __init__(self, events: list[RunEvent], status: str) -> None:
+        self.events, self.status = events, DagsterRunStatus(status)
+
+    def run_events(self, run_id: str) -> list[RunEvent]:
+        return self.events
+
+    def run_status(self, run_id: str) -> DagsterRunStatus:
+        return self.status
+
+    def cause_of(self, run_id: str) -> str:
+        return ": cause"
+
+
+def test_a_run_holds_once_its_op_says_so() -> None:
+    said = HOLDING_MESSAGE.format(namespace="ns", name="dkc-release-r1")
+    web: Any = FakeWebserver([event("RUN_START"), event(None, said, timestamp=7.0)], "STARTED")
+    assert hold.wait_until_holding(web, "r1", timeout=1) == 7.0
+
+
+def test_a_hold_that_fails_before_it_holds_raises_the_ops_own_error() -> None:
+    forbidden = "ApiException: (403) jobs.batch is forbidden: cannot list resource jobs"
+    web: Any = FakeWebserver([event("STEP_FAILURE", error=forbidden, step_key="hold")], "FAILURE")
+    with pytest.raises(hold.HoldFailed, match=r"ended FAILURE before it held: STEP_FAILURE hold: .*403"):
+        hold.wait_until_holding(web, "r1", timeout=5)
