@@ -11,49 +11,90 @@ from typing import Any
 from kubernetes import client
 
 from chaos import run as chaos_run
-from observation.kube import pod_uids, wait_replacement_ready
+from observation.kube import pod_uids, pods_selector, wait_replacement_ready
 from reports.evidence import attach_json, step
-
-WEBSERVER = "component=dagster-webserver"
-DAEMON = "component=dagster-daemon"
-
-
-def code_location(name: str) -> str:
-    return f"component=user-deployments,deployment={name}"
 
 
 @dataclass(frozen=True)
 class Fault:
-    """An experiment file, the action in it that applies the fault, and the pods (by selector) it must replace."""
+    """An experiment file, the actions in it that apply the fault, and the pods (by selector) it must replace."""
 
     name: str
     experiment: str
-    action: str
+    actions: tuple[str, ...]
     selectors: tuple[str, ...]
     variables: dict[str, str] = field(default_factory=dict)
 
 
-WEBSERVER_FAULT = Fault("webserver", "kill-webserver.yaml", "terminate-a-webserver-pod", (WEBSERVER,))
-DAEMON_FAULT = Fault("daemon", "kill-daemon.yaml", "terminate-the-daemon-pod", (DAEMON,))
+@dataclass(frozen=True)
+class ControlPlane:
+    """The pods of each control-plane part, as selectors read from their Deployments' own matchLabels (so a
+    deployment found with --webserver-selector & co. is hit exactly where discovery found it)."""
+
+    webserver: str
+    daemon: str
+    locations: dict[str, str]  # location name -> its server's pods
+
+    @classmethod
+    def of(cls, apps: client.AppsV1Api, namespace: str, webserver: str, daemon: str,
+           locations: Mapping[str, str]) -> ControlPlane:
+        """From the Deployments' names (``locations``: location name -> its Deployment)."""
+        return cls(pods_selector(apps, namespace, webserver), pods_selector(apps, namespace, daemon),
+                   {name: pods_selector(apps, namespace, deployment) for name, deployment in locations.items()})
+
+
+CONTROL_PLANE_FAULTS = ("webserver", "daemon", "code-location", "all-three")
+
+
+def webserver_fault(parts: ControlPlane) -> Fault:
+    return Fault("webserver", "kill-webserver.yaml", ("terminate-a-webserver-pod",), (parts.webserver,),
+                 {"webserver_selector": parts.webserver})
+
+
+def daemon_fault(parts: ControlPlane) -> Fault:
+    return Fault("daemon", "kill-daemon.yaml", ("terminate-the-daemon-pod",), (parts.daemon,),
+                 {"daemon_selector": parts.daemon})
+
+
+def control_plane_fault(name: str, parts: ControlPlane, location: str) -> Fault:
+    """Kill the webserver, the daemon, ``location``'s server, or all of them (every location in ``parts``)."""
+    if name == "webserver":
+        return webserver_fault(parts)
+    if name == "daemon":
+        return daemon_fault(parts)
+    if name == "code-location":
+        pods = parts.locations[location]
+        return Fault("code-location", "kill-code-location.yaml", ("terminate-the-code-location-pod",), (pods,),
+                     {"location": location, "location_selector": pods})
+    if name == "all-three":
+        every_location = merge_selectors(list(parts.locations.values()))
+        return Fault("all-three", "kill-control-plane.yaml",
+                     ("terminate-the-webserver-pods", "terminate-the-daemon-pods", "terminate-the-code-location-pods"),
+                     (parts.webserver, parts.daemon, *parts.locations.values()),
+                     {"location": location, "webserver_selector": parts.webserver, "daemon_selector": parts.daemon,
+                      "locations_selector": every_location})
+    raise ValueError(f"unknown control-plane fault {name!r}: choose one of {', '.join(CONTROL_PLANE_FAULTS)}")
+
+
+def merge_selectors(selectors: list[str]) -> str:
+    """One selector for the pods of several equality selectors that differ in one key's value, e.g. two code
+    locations' ``...,deployment=alpha`` and ``...,deployment=beta`` -> ``...,deployment in (alpha,beta)``."""
+    parsed = [dict(pair.split("=", 1) for pair in selector.split(",")) for selector in selectors]
+    keys = set(parsed[0])
+    if any(set(labels) != keys for labels in parsed):
+        raise ValueError(f"cannot select the pods of {selectors} with one label selector: their label keys differ")
+    parts = []
+    for key in sorted(keys):
+        values = sorted({labels[key] for labels in parsed})
+        parts.append(f"{key}={values[0]}" if len(values) == 1 else f"{key} in ({','.join(values)})")
+    return ",".join(parts)
 
 
 def celery_worker_fault(pod_name: str, worker_pods: str, workers: str) -> Fault:
     """Kill the Celery worker pod ``pod_name`` (e.g. the one running a step), one of ``worker_pods`` (a selector)
     of the Deployment ``workers``."""
-    return Fault("celery-worker", "kill-celery-worker.yaml", "terminate-a-celery-worker-pod", (worker_pods,),
+    return Fault("celery-worker", "kill-celery-worker.yaml", ("terminate-a-celery-worker-pod",), (worker_pods,),
                  {"pod_name": f"^{pod_name}$", "worker_selector": worker_pods, "workers": workers})
-
-
-def control_plane_faults(location: str, all_locations: list[str]) -> list[Fault]:
-    """Kill the webserver, the daemon, ``location``'s server: each alone, then all of them (every location)."""
-    return [
-        WEBSERVER_FAULT,
-        DAEMON_FAULT,
-        Fault("code-location", "kill-code-location.yaml", "terminate-the-code-location-pod",
-              (code_location(location),), {"location": location}),
-        Fault("all-three", "kill-control-plane.yaml", "terminate-control-plane-pods",
-              (WEBSERVER, DAEMON, *(code_location(name) for name in all_locations)), {"location": location}),
-    ]
 
 
 @dataclass(frozen=True)
@@ -95,7 +136,7 @@ def apply(fault: Fault, core: client.CoreV1Api, namespace: str, journal: Path, k
 
 def _prove(fault: Fault, core: client.CoreV1Api, namespace: str, before: dict[str, dict[str, str]],
            outcome: dict[str, Any], journal: Path, started: float, recovery_timeout: float) -> AppliedFault:
-    killed = list(chaos_run.action_output(outcome, fault.action) or [])
+    killed = [pod for action in fault.actions for pod in chaos_run.action_output(outcome, action) or []]
     ours = {name for pods in before.values() for name in pods.values()}
     if not killed or not set(killed) <= ours:
         raise FaultNotApplied(f"fault {fault.name} not applied: the experiment terminated {killed or 'nothing'}, "

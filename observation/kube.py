@@ -173,6 +173,12 @@ def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Obser
     return Observation(rolled_out(found), rollout_summary(found))
 
 
+def pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
+    """A label selector for a Deployment's pods: its own matchLabels, whatever labels the chart or a team chose."""
+    deployment = apps.read_namespaced_deployment(deployment_name, namespace)
+    return ",".join(f"{key}={value}" for key, value in sorted((deployment.spec.selector.match_labels or {}).items()))
+
+
 def current_pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
     """A label selector for exactly the pods of a Deployment's current ReplicaSet: its matchLabels plus that
     ReplicaSet's pod-template-hash (a chart may label pods with nothing more specific than the release, and a

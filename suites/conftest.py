@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from chaos.faults import ControlPlane
 from clusters.errors import ClusterError
 from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
 from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
@@ -193,6 +194,14 @@ def report_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     with Evidence(deployment, title, node.user_properties) as evidence:
         node.stash[_EVIDENCE] = evidence
         yield
+
+
+@pytest.fixture
+def control_plane(dagster: Deployment) -> ControlPlane:
+    """The pods of the deployment's webserver, daemon and code location servers, by their Deployments' selectors."""
+    names = dagster.settings.names
+    return ControlPlane.of(dagster.apps, dagster.namespace, names.webserver, names.daemon,
+                           {location.name: location.service for location in dagster.settings.code_locations})
 
 
 @pytest.fixture

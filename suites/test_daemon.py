@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chaos.faults import DAEMON, DAEMON_FAULT, apply
+from chaos.faults import ControlPlane, apply, daemon_fault
 from clusters import ClusterInfo
 from deploy.bringup import Deployment
 from observation.kube import pod_uids, wait_gone
@@ -30,20 +30,21 @@ def ticked_after(dagster: Deployment, kind: str, name: str, location: str, since
 
 
 def test_a_killed_daemon_comes_back_and_resumes_its_work(
-    dagster: Deployment, cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory,
+    dagster: Deployment, cluster: ClusterInfo, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory,
     record_property: pytest.RecordProperty,
 ) -> None:
     location = dagster.settings.code_locations[0].name
-    (old_uid, old_name), = pod_uids(dagster.core, dagster.namespace, DAEMON).items()
+    fault = daemon_fault(control_plane)
+    (old_uid, old_name), = pod_uids(dagster.core, dagster.namespace, control_plane.daemon).items()
 
     with ThreadPoolExecutor(1) as background:
-        applying = background.submit(apply, DAEMON_FAULT, dagster.core, dagster.namespace,
+        applying = background.submit(apply, fault, dagster.core, dagster.namespace,
                                      tmp_path_factory.mktemp("chaos") / "c5-daemon.json", cluster.kubeconfig,
                                      cluster.context, variables=dagster.chaos_variables)
         wait_gone(dagster.core.read_namespaced_pod, "pod", dagster.namespace, old_name, old_uid)
         queued = dagster.webserver.launch_run(dagster.job("ping"), location)  # no daemon to dequeue it now
         applied = applying.result()
-    replacement = dagster.core.read_namespaced_pod(applied.replacements[DAEMON], dagster.namespace)
+    replacement = dagster.core.read_namespaced_pod(applied.replacements[control_plane.daemon], dagster.namespace)
     restarted_at = replacement.status.container_statuses[0].state.running.started_at.timestamp()
     record_property("replacement_ready_seconds", f"{applied.recovered_seconds:.1f}")
 

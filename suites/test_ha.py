@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import pytest
 
-from chaos.faults import WEBSERVER, WEBSERVER_FAULT, Fault, apply, control_plane_faults
+from chaos.faults import CONTROL_PLANE_FAULTS, ControlPlane, apply, control_plane_fault, webserver_fault
 from chaos.load import RequestLoop
 from clusters import ClusterInfo
 from deploy.bringup import Deployment, reconfigured
@@ -32,12 +32,13 @@ LOCATION = LOCATION_NAMES[0]  # the held run comes from the first location; its 
 
 
 @pytest.mark.c3
-@pytest.mark.parametrize("fault", control_plane_faults(LOCATION, list(LOCATION_NAMES)), ids=lambda f: f.name)
+@pytest.mark.parametrize("component", CONTROL_PLANE_FAULTS)
 def test_a_run_in_flight_finishes_while_a_control_plane_component_is_killed(
-    dagster: Deployment, cluster: ClusterInfo, held_run: str, fault: Fault,
+    dagster: Deployment, cluster: ClusterInfo, control_plane: ControlPlane, held_run: str, component: str,
     tmp_path_factory: pytest.TempPathFactory, record_property: pytest.RecordProperty,
 ) -> None:
     run_id = held_run
+    fault = control_plane_fault(component, control_plane, LOCATION)
     applied = apply(fault, dagster.core, dagster.namespace, tmp_path_factory.mktemp("chaos") / f"{fault.name}.json",
                     cluster.kubeconfig, cluster.context, variables=dagster.chaos_variables)
     record_property("killed_pods", " ".join(applied.killed))
@@ -69,19 +70,19 @@ def two_webserver_replicas(dagster: Deployment) -> AbstractContextManager[Deploy
 
 @pytest.mark.c4
 def test_graphql_keeps_answering_while_one_of_two_webserver_replicas_is_killed(
-    dagster: Deployment, cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory,
+    dagster: Deployment, cluster: ClusterInfo, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory,
     record_property: pytest.RecordProperty,
 ) -> None:
     with two_webserver_replicas(dagster) as replicated:
         names = replicated.settings.names
-        replicas = pod_uids(replicated.core, replicated.namespace, WEBSERVER)
+        replicas = pod_uids(replicated.core, replicated.namespace, control_plane.webserver)
         assert len(replicas) >= 2, (
             f"the webserver runs {len(replicas)} replica(s) {sorted(replicas.values())}: GraphQL cannot keep answering "
             f"while one is killed (scale Deployment {replicated.namespace}/{names.webserver} to 2 or more)")
         graphql = DagsterWebserver.through_service_proxy(replicated.api, replicated.namespace, names.webserver_service,
                                                          names.webserver_port, request_timeout=5)
         with RequestLoop(graphql.version) as loop:
-            applied = apply(WEBSERVER_FAULT, replicated.core, replicated.namespace,
+            applied = apply(webserver_fault(control_plane), replicated.core, replicated.namespace,
                             tmp_path_factory.mktemp("chaos") / "c4-webserver.json", cluster.kubeconfig, cluster.context,
                             variables=replicated.chaos_variables)
             enough = len(loop.answers.results) + REQUESTS_AFTER_RECOVERY

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos import faults
 from chaos import run as chaos_run
 
 
@@ -38,3 +39,29 @@ def test_action_output_and_failed_activities() -> None:
         chaos_run.action_output(journal, "broken")
     with pytest.raises(chaos_run.ExperimentError, match="did not run"):
         chaos_run.action_output(journal, "absent")
+
+
+def test_pods_of_two_locations_merge_into_one_selector() -> None:
+    alpha = "app=dagster,component=user-deployments,deployment=alpha"
+    beta = "app=dagster,component=user-deployments,deployment=beta"
+    assert faults.merge_selectors([alpha, beta]) == "app=dagster,component=user-deployments,deployment in (alpha,beta)"
+    assert faults.merge_selectors([alpha]) == alpha
+    with pytest.raises(ValueError, match="label keys differ"):
+        faults.merge_selectors([alpha, "team=x"])
+
+
+def test_every_control_plane_fault_uses_the_selectors_it_is_given() -> None:
+    """Custom selectors (--webserver-selector & co., read back from the Deployments) reach every experiment."""
+    parts = faults.ControlPlane("team=web", "team=daemon",
+                                {"alpha": "team=code,loc=alpha", "beta": "team=code,loc=beta"})
+    by_name = {name: faults.control_plane_fault(name, parts, "alpha") for name in faults.CONTROL_PLANE_FAULTS}
+    assert by_name["webserver"].variables["webserver_selector"] == "team=web"
+    assert by_name["daemon"].variables["daemon_selector"] == "team=daemon"
+    assert by_name["code-location"].variables["location_selector"] == "team=code,loc=alpha"
+    assert by_name["all-three"].variables["locations_selector"] == "loc in (alpha,beta),team=code"
+    assert by_name["all-three"].selectors == ("team=web", "team=daemon", "team=code,loc=alpha", "team=code,loc=beta")
+    for fault in by_name.values():
+        text = (chaos_run.EXPERIMENTS / fault.experiment).read_text()
+        assert all(f"name: {action}" in text for action in fault.actions), fault
+        assert all(f"${{{key}}}" in text for key in fault.variables), fault
+        assert "label_selector: component=" not in text, f"{fault.experiment} hard-codes a selector"
