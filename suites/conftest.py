@@ -14,6 +14,7 @@ from clusters.errors import ClusterError
 from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
 from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
 from deploy.images import LoadImage, build_and_load, code_locations
+from deploy.preflight import check_can_run
 from deploy.settings import (
     COMBINATIONS,
     POSTGRES_PASSWORD_KEY,
@@ -68,12 +69,19 @@ class DeploymentPool:
             raise self.failed[combination]
         if combination not in self.deployed:
             try:
-                self.deployed[combination] = (Deployment(settings_for(self.existing, combination), self.api)
-                                              if self.existing else self._deploy(combination))
+                self.deployed[combination] = (self._existing(combination) if self.existing
+                                              else self._deploy(combination))
             except ClusterError as exc:
                 self.failed[combination] = exc
                 raise
         return self.deployed[combination]
+
+    def _existing(self, combination: str) -> Deployment:
+        """Someone else's Dagster as ``combination``, once its parts are ready and its code locations loaded."""
+        assert self.existing is not None
+        deployment = Deployment(settings_for(self.existing, combination), self.api)
+        check_can_run(deployment.apps, deployment.webserver, deployment.settings)
+        return deployment
 
     def _deploy(self, combination: str) -> Deployment:
         celery = combination == "celery-k8s"
@@ -160,7 +168,7 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
         try:
             return deployments.get(combination)
         except ClusterError as exc:
-            pytest.fail(f"deploying {combination} failed: {exc}", pytrace=False)
+            pytest.fail(str(exc) if deployments.existing else f"deploying {combination} failed: {exc}", pytrace=False)
 
 
 def _test_identity(item: pytest.Item) -> tuple[list[str], str, dict[str, object]]:

@@ -37,6 +37,9 @@ def restarts(pod: client.V1Pod) -> int:
 @pytest.mark.ha
 @pytest.mark.c12
 def test_a_failed_run_is_retried_by_dagster_exactly_n_times(dagster: Deployment) -> None:
+    if not dagster.settings.run_retries:  # read from dagster.yaml before the first test; ours always retries
+        pytest.skip(f"the instance in {dagster.namespace} turns run retries off (run_retries.enabled: false in "
+                    f"dagster.yaml): nothing would retry the failed run")
     location = dagster.settings.code_locations[0].name
     root = dagster.webserver.launch_run(dagster.job("broken"), location,
                                         tags={"dagster/max_retries": str(MAX_RETRIES)})

@@ -30,13 +30,25 @@ def plaintext_of(pod: client.V1Pod) -> list[tuple[str, str]]:
     return found
 
 
+def searched_secrets(dagster: Deployment) -> dict[str, str]:
+    """The secret values to search for, by what they are; an empty value is one the suite could not read."""
+    return {"the Postgres password": dagster.settings.postgres_password,
+            "the test Secret's value": dagster.settings.test_secret_value}
+
+
 def leaks_in(dagster: Deployment, pods: list[client.V1Pod]) -> list[str]:
     """Where in these pods' specs a known secret value appears in plain text."""
-    secrets = {"the Postgres password": dagster.settings.postgres_password,
-               "the test Secret's value": dagster.settings.test_secret_value}
     return [f"{label} in pod {pod.metadata.name} {where}"
             for pod in pods for where, text in plaintext_of(pod)
-            for label, secret in secrets.items() if secret and secret in text]
+            for label, secret in searched_secrets(dagster).items() if secret and secret in text]
+
+
+def skip_if_some_secret_unknown(dagster: Deployment) -> None:
+    """After the search: a secret the suite could not read was not searched for, and the claim not proven for it."""
+    unknown = [label for label, secret in searched_secrets(dagster).items() if not secret]
+    if unknown:
+        pytest.skip(f"no leak of the secrets read, but {' and '.join(unknown)} could not be read in "
+                    f"{dagster.namespace} (the suite's identity needs get on its Secret), so not searched for")
 
 
 def test_no_secret_value_in_run_or_step_pods(dagster: Deployment) -> None:
@@ -47,3 +59,4 @@ def test_no_secret_value_in_run_or_step_pods(dagster: Deployment) -> None:
     leaks = leaks_in(dagster, pods)
 
     assert not leaks, "plaintext credentials: " + "; ".join(leaks)
+    skip_if_some_secret_unknown(dagster)
