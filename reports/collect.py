@@ -16,6 +16,7 @@ from kubernetes import client
 
 from deploy.bringup import Deployment
 from deploy.graphql import LAUNCHED_RUNS
+from observation.kube import pod_summary
 from observation.snapshot import RUN_ID_LABEL, as_documents, event_log, events_since, pods_of_run
 from observation.timeline import PodTimeline
 from reports.evidence import attach_json, attach_png, attach_text, attach_yaml
@@ -94,6 +95,26 @@ def _attach_run(deployment: Deployment, run_id: str, timeline: PodTimeline) -> N
     pods = pods_of_run(deployment.core, deployment.namespace, run_id)
     if pods:
         attach_yaml(f"run {short} pod specs ({len(pods)})", as_documents(deployment.api, pods))
+
+
+def failure_dump(deployment: Deployment, started: float, launched: list[str], max_events: int = 40) -> str:
+    """The evidence of a failed test as text, for the terminal and JUnit when Allure does not record: each run's
+    last event log lines and its pods' states, then the namespace's warnings since the test started. Redacted."""
+    sections = []
+    for run_id in runs_of_test(deployment.core, deployment.namespace, started, launched):
+        try:
+            run = deployment.webserver.run(run_id)
+            lines = event_log(deployment.webserver, run_id)
+            head = f"run {run_id} ({run.job_name}) {run.status.value}, last {min(len(lines), max_events)} events:"
+            body = lines[-max_events:]
+        except Exception as exc:  # the webserver may be the component the test broke
+            head, body = f"run {run_id}: event log not readable: {type(exc).__name__}: {exc}", []
+        pods = [f"  pod {pod_summary(pod)}" for pod in pods_of_run(deployment.core, deployment.namespace, run_id)]
+        sections.append("\n".join([head, *(f"  {line}" for line in body), *(pods or ["  no pods left"])]))
+    warnings = [line for line in events_since(deployment.core, deployment.namespace, started) if " Warning " in line]
+    sections.append("Kubernetes warnings in " + deployment.namespace + " since the test started:\n"
+                    + ("\n".join(f"  {line}" for line in warnings[-max_events:]) or "  none"))
+    return REDACTOR.redact_text("\n\n".join(sections))
 
 
 def _redacted_span(span: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from chaos.faults import ControlPlane
 from clusters.errors import ClusterError
 from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
 from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
+from deploy.graphql import LAUNCHED_RUNS
 from deploy.images import LoadImage, build_and_load, code_locations
 from deploy.preflight import check_can_run
 from deploy.settings import (
@@ -24,7 +26,7 @@ from deploy.settings import (
     DeploymentSettings,
 )
 from observation.kube import watch_until
-from reports.collect import Evidence
+from reports.collect import Evidence, failure_dump
 from reports.evidence import claims_of, label_test, title_of, title_test
 from reports.redact import register_secret
 from workloads.dagster_images import check_dagster_version
@@ -187,14 +189,37 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         item.stash[_EVIDENCE].finish()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test on a Dagster deployment shows its runs' event logs and pods' states, Allure or not (the e2e
+    framework's namespace dump on failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or _STARTED not in item.stash:
+        return
+    deployment, started, first_launch = item.stash[_STARTED]
+    try:
+        report.sections.append(("dagster evidence", failure_dump(deployment, started, LAUNCHED_RUNS[first_launch:])))
+    except Exception as exc:  # evidence is for the reader; it never changes the verdict
+        report.sections.append(("dagster evidence", f"not collected: {type(exc).__name__}: {exc}"))
+
+
+_STARTED = pytest.StashKey[tuple[Deployment, float, int]]()
+
+
 @pytest.fixture(autouse=True)
 def report_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Title the test by its claim in Allure; when Allure records and the test runs on a Dagster deployment,
-    record the namespace's pods meanwhile and attach the evidence of its runs afterwards."""
+    """Title the test by its claim in Allure; for a test on a Dagster deployment, note when it started (a failure
+    dumps its runs' evidence); when Allure records, also record the namespace's pods meanwhile and attach the
+    evidence of its runs afterwards."""
     node = request.node
     markers, name, parameters = _test_identity(node)
     label_test(markers, name, parameters)
-    if "dagster" not in request.fixturenames or not request.config.getoption("--alluredir", None):
+    if "dagster" not in request.fixturenames:
+        yield
+        return
+    node.stash[_STARTED] = (request.getfixturevalue("dagster"), time.time(), len(LAUNCHED_RUNS))
+    if not request.config.getoption("--alluredir", None):
         yield
         return
     deployment = request.getfixturevalue("dagster")
