@@ -502,7 +502,27 @@ def python_error_text(error: Mapping[str, Any] | None) -> str | None:
     if not error:
         return None
     messages = [error.get("message", "")] + [cause.get("message", "") for cause in error.get("causes") or []]
-    return _one_line(" caused by ".join(message.strip().rstrip(":") for message in messages if message.strip()))
+    return _one_line(" caused by ".join(compact_api_error(message.strip().rstrip(":"))
+                                        for message in messages if message.strip()))
+
+
+_HEADERS = re.compile(r"\s*HTTP response headers: HTTPHeaderDict\(\{.*?\}\)", re.DOTALL)
+_BODY = re.compile(r"HTTP response body: (\{.*\})", re.DOTALL)
+
+
+def compact_api_error(text: str) -> str:
+    """A Kubernetes ApiException as its reason and the Status message (``jobs.batch is forbidden: User ... cannot
+    create resource "jobs"``), without the response headers that would push the cause out of the line."""
+    text = _HEADERS.sub("", text)
+    body = _BODY.search(text)
+    if body:
+        try:
+            message = json.loads(body.group(1)).get("message")
+        except ValueError:
+            message = None
+        if message:
+            text = text[:body.start()] + message + text[body.end():]
+    return text
 
 
 def parse_event(node: Mapping[str, Any]) -> RunEvent:

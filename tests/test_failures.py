@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterRunStatus
 from kubernetes import client
 
-from deploy.graphql import RunEvent
+from deploy.graphql import RunEvent, python_error_text
 from observation.failures import container_problems, first_error, pod_problems, run_failure_cause
 from workloads import hold
 from workloads.locations.conformance.definitions import HOLDING_MESSAGE
@@ -102,3 +102,13 @@ def test_a_hold_that_fails_before_it_holds_raises_the_ops_own_error() -> None:
     web: Any = FakeWebserver([event("STEP_FAILURE", error=forbidden, step_key="hold")], "FAILURE")
     with pytest.raises(hold.HoldFailed, match=r"ended FAILURE before it held: STEP_FAILURE hold: .*403"):
         hold.wait_until_holding(web, "r1", timeout=5)
+
+
+def test_an_api_exception_keeps_its_status_message_and_drops_the_headers() -> None:
+    raw = ("DagsterK8sUnrecoverableAPIError: Unexpected error caused by ForbiddenException: (403) Reason: Forbidden "
+           "HTTP response headers: HTTPHeaderDict({'Audit-Id': 'a', 'Content-Type': 'application/json'}) "
+           'HTTP response body: {"kind":"Status","status":"Failure","message":"jobs.batch is forbidden: User '
+           '\\"system:serviceaccount:ns:sa\\" cannot create resource \\"jobs\\"","reason":"Forbidden","code":403}')
+    assert python_error_text({"message": raw, "causes": []}) == (
+        "DagsterK8sUnrecoverableAPIError: Unexpected error caused by ForbiddenException: (403) "
+        'Reason: Forbidden jobs.batch is forbidden: User "system:serviceaccount:ns:sa" cannot create resource "jobs"')
