@@ -20,7 +20,7 @@ from kubernetes.client.rest import ApiException
 from clusters import manifests as kube_manifests
 from clusters.errors import ClusterError
 from clusters.phases import phase
-from deploy import manifests, settings
+from deploy import manifests, postgres_storage, settings
 from deploy.graphql import DagsterApiError, DagsterWebserver
 from deploy.settings import DeploymentSettings
 from observation.failures import kubernetes_cause, run_failure_cause
@@ -148,12 +148,16 @@ def _has_default_sa(api: client.ApiClient, namespace: str) -> Observation[None]:
 
 def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -> Deployment:
     """Bring the deployment up and wait until every component is ready."""
-    groups = manifests.all_manifests(cfg)
     try:
         with phase(f"Creating namespace {cfg.namespace} ({cfg.combination})"):
             create_namespace(api, cfg)
+            # PostgreSQL's data volume: a kept deployment's own, else a new one (its node chosen now).
+            cfg = replace(cfg, postgres_volume=postgres_storage.ensure_volume(api, cfg))
+            groups = manifests.all_manifests(cfg)
             kube_manifests.apply(api, groups["foundation"], namespace=cfg.namespace)
-        with phase("Starting PostgreSQL" + (" and the Celery broker" if cfg.uses_celery else "")):
+        volume = cfg.postgres_volume
+        with phase("Starting PostgreSQL" + (" and the Celery broker" if cfg.uses_celery else "")
+                   + (f" (data in {volume.host_path} on {volume.hostname})" if volume else "")):
             kube_manifests.apply(api, groups["postgresql"] + groups.get("broker", []), namespace=cfg.namespace)
             _gate(api, cfg.namespace, "PostgreSQL", _selector("postgresql"))
             if cfg.uses_celery:
@@ -232,6 +236,7 @@ def teardown(api: client.ApiClient, *deployments: DeploymentSettings, timeout: f
     with phase(f"Deleting namespace(s) {', '.join(namespaces)}"):
         for cfg in deployments:
             _clear_compute_logs(core, cfg)
+            postgres_storage.clear(api, cfg)
         for namespace in namespaces:
             try:
                 core.delete_namespace(namespace, propagation_policy="Background")
@@ -240,6 +245,7 @@ def teardown(api: client.ApiClient, *deployments: DeploymentSettings, timeout: f
                     raise
         for namespace in namespaces:
             wait_for(f"namespace {namespace} to be deleted", lambda ns=namespace: _namespace_gone(core, ns), timeout)
+        postgres_storage.wait_volumes_gone(api, namespaces)
 
 
 def _clear_compute_logs(core: client.CoreV1Api, cfg: DeploymentSettings) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from deploy import settings as s
-from deploy.settings import CodeLocation, DeploymentSettings
+from deploy.settings import CodeLocation, DeploymentSettings, PostgresVolume
+from workloads.dagster_images import POSTGRES_ENTRYPOINT
 
 Manifest = dict[str, Any]
 DAGSTER_YAML = f"{s.DAGSTER_HOME}/dagster.yaml"
@@ -188,17 +189,85 @@ def foundation(cfg: DeploymentSettings) -> list[Manifest]:
     ]
 
 
+POSTGRES_DATA_MOUNT = "/var/lib/postgresql/data"
+# initdb wants an empty directory: the database lives one level below the volume's root, beside the lock.
+POSTGRES_PGDATA = f"{POSTGRES_DATA_MOUNT}/pgdata"
+POSTGRES_DATA_CLAIM = f"{s.POSTGRES}-data"
+POSTGRES_DATA_LABEL = "dkc.dagster.io/postgresql-data"  # on the PersistentVolume; value: the namespace
+POSTGRES_DATA_SIZE = "1Gi"
+# One PostgreSQL per data directory. A deleted pod's replacement starts while the old one still terminates, and
+# two postmasters on one directory corrupt it (PID 1 in both containers: the lock file does not tell them apart).
+# So the replacement waits on a lock on the volume until every process of the old one has exited. SIGTERM becomes
+# a fast shutdown (SIGINT): a smart one waits for Dagster's LISTEN connections until the kubelet kills it.
+POSTGRES_GUARD = f"""exec 9>>{POSTGRES_DATA_MOUNT}/dkc.lock
+if ! flock -n 9; then
+    echo "dkc: waiting for the previous PostgreSQL on this volume to exit"
+    flock 9
+fi
+{POSTGRES_ENTRYPOINT} &
+child=$!
+trap 'kill -INT "$child" 2>/dev/null' TERM INT
+while kill -0 "$child" 2>/dev/null; do wait "$child"; done
+wait "$child"
+"""  # a trapped signal cuts a wait short; the last wait returns the child's own exit status (the shell keeps it)
+
+
 def postgres(cfg: DeploymentSettings) -> list[Manifest]:
-    pod = {"containers": [{
+    container: dict[str, Any] = {
         "name": "postgresql", "image": cfg.images.postgres, "imagePullPolicy": cfg.image_pull_policy,
         "env": [{"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {
                     "name": s.POSTGRES_SECRET, "key": s.POSTGRES_PASSWORD_KEY}}},
                 {"name": "POSTGRES_USER", "value": "dagster"}, {"name": "POSTGRES_DB", "value": "dagster"}],
         "ports": [{"containerPort": 5432}],
         "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 2},
-    }]}
-    return [_deployment(s.POSTGRES, cfg.namespace, "postgresql", pod, strategy="Recreate"),
+    }
+    pod: dict[str, Any] = {"containers": [container]}
+    if cfg.postgres_volume:
+        # The entrypoint runs initdb only when PGDATA holds no database, so a new pod reopens the old one.
+        container["command"] = ["sh", "-c", POSTGRES_GUARD]
+        container["env"].append({"name": "PGDATA", "value": POSTGRES_PGDATA})
+        container["volumeMounts"] = [{"name": "data", "mountPath": POSTGRES_DATA_MOUNT}]
+        pod["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": POSTGRES_DATA_CLAIM}}]
+    return [*postgres_data(cfg), _deployment(s.POSTGRES, cfg.namespace, "postgresql", pod, strategy="Recreate"),
             _service(s.POSTGRES, cfg.namespace, "postgresql", 5432, 5432)]
+
+
+def postgres_data(cfg: DeploymentSettings) -> list[Manifest]:
+    """The PersistentVolume (a directory on one node, pinned there by node affinity) and the claim bound to it.
+
+    Pre-bound both ways (claimRef, volumeName) with no StorageClass, so no provisioner or other claim takes it."""
+    volume = cfg.postgres_volume
+    if volume is None:
+        return []
+    access = {"accessModes": ["ReadWriteOnce"], "storageClassName": ""}
+    node_affinity = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": [volume.hostname]}]}]}}
+    persistent_volume = {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": volume.name, "labels": {**labels("postgresql"), POSTGRES_DATA_LABEL: cfg.namespace}},
+        "spec": {**access, "capacity": {"storage": POSTGRES_DATA_SIZE},
+                 # Retain: we delete the directory ourselves (with a pod); the hostPath deleter refuses paths
+                 # outside /tmp.
+                 "persistentVolumeReclaimPolicy": "Retain",
+                 "claimRef": {"namespace": cfg.namespace, "name": POSTGRES_DATA_CLAIM},
+                 "hostPath": {"path": volume.host_path, "type": "DirectoryOrCreate"},
+                 "nodeAffinity": node_affinity},
+    }
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": _meta(POSTGRES_DATA_CLAIM, cfg.namespace, "postgresql"),
+             "spec": {**access, "volumeName": volume.name, "resources": {"requests": {"storage": POSTGRES_DATA_SIZE}}}}
+    return [persistent_volume, claim]
+
+
+def storage_annotation(cfg: DeploymentSettings) -> dict[str, str]:
+    """Pod annotation naming PostgreSQL's data directory. Dagster creates its schema only when a process starts,
+    so pods that ran against another database (a kept deployment from before the volume) roll with it."""
+    volume = cfg.postgres_volume
+    return {"dkc.dagster.io/postgresql-data-dir": volume.host_path if volume else "in-container"}
+
+
+def _pod_annotations(cfg: DeploymentSettings) -> dict[str, str]:
+    return {**instance_checksum(cfg), **storage_annotation(cfg)}
 
 
 def broker(cfg: DeploymentSettings) -> list[Manifest]:
@@ -240,7 +309,8 @@ def code_location(cfg: DeploymentSettings, location: CodeLocation) -> list[Manif
     }
     extra = {"deployment": location.name}
     return [
-        _deployment(location.service, cfg.namespace, "user-deployments", pod, **extra),
+        _deployment(location.service, cfg.namespace, "user-deployments", pod,
+                    annotations=storage_annotation(cfg), **extra),
         {**_service(location.service, cfg.namespace, "user-deployments", s.GRPC_PORT, s.GRPC_PORT, **extra)},
     ]
 
@@ -269,7 +339,7 @@ def webserver(cfg: DeploymentSettings) -> list[Manifest]:
         "volumes": [_instance_volume(), _workspace_volume(), _compute_log_volume(cfg)],
     }
     return [_deployment(s.WEBSERVER, cfg.namespace, "dagster-webserver", pod, replicas=cfg.webserver_replicas,
-                        annotations=instance_checksum(cfg)),
+                        annotations=_pod_annotations(cfg)),
             _service(s.WEBSERVER, cfg.namespace, "dagster-webserver", s.WEBSERVER_PORT, s.WEBSERVER_PORT)]
 
 
@@ -289,7 +359,7 @@ def daemon(cfg: DeploymentSettings) -> list[Manifest]:
     }
     # One daemon at a time: Recreate never runs the old and the new side by side.
     return [_deployment(s.DAEMON, cfg.namespace, "dagster-daemon", pod, strategy="Recreate",
-                        annotations=instance_checksum(cfg))]
+                        annotations=_pod_annotations(cfg))]
 
 
 def celery_config(cfg: DeploymentSettings) -> dict[str, Any]:
@@ -315,7 +385,7 @@ def celery_workers(cfg: DeploymentSettings) -> list[Manifest]:
         _config_map(s.CELERY_CONFIG_MAP, cfg.namespace, "celery",
                     {"celery.yaml": yaml.safe_dump(celery_config(cfg), sort_keys=False)}),
         _deployment(s.CELERY_WORKERS, cfg.namespace, "celery", pod, replicas=cfg.celery_worker_replicas,
-                    annotations=instance_checksum(cfg)),
+                    annotations=_pod_annotations(cfg)),
     ]
 
 
@@ -333,6 +403,22 @@ def compute_log_cleaner(cfg: DeploymentSettings) -> Manifest:
                             "volumeMounts": [{"name": "node-dir", "mountPath": "/node-dir"}]}],
             "volumes": [{"name": "node-dir",
                          "hostPath": {"path": cfg.compute_log_host_dir, "type": "DirectoryOrCreate"}}],
+        },
+    }
+
+
+def postgres_data_cleaner(cfg: DeploymentSettings, volume: PostgresVolume) -> Manifest:
+    """A pod on the volume's node that removes PostgreSQL's data directory (mounting its parent removes the
+    directory itself, not only what is in it)."""
+    parent, _, leaf = volume.host_path.rstrip("/").rpartition("/")
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": _meta(f"dkc-clear-{volume.name}"[:63], cfg.namespace, "cleanup"),
+        "spec": {
+            "restartPolicy": "Never", "nodeSelector": {"kubernetes.io/hostname": volume.hostname},
+            "containers": [{"name": "clear", "image": cfg.images.postgres, "imagePullPolicy": cfg.image_pull_policy,
+                            "command": ["rm", "-rf", f"/node-dir/{leaf}"],
+                            "volumeMounts": [{"name": "node-dir", "mountPath": "/node-dir"}]}],
+            "volumes": [{"name": "node-dir", "hostPath": {"path": parent, "type": "DirectoryOrCreate"}}],
         },
     }
 

@@ -88,6 +88,15 @@ class ObjectNames:
 
 
 @dataclass(frozen=True)
+class PostgresVolume:
+    """Where PostgreSQL keeps its data: a node directory behind a PersistentVolume (see deploy/postgres_storage.py)."""
+
+    name: str  # the PersistentVolume (cluster-scoped)
+    hostname: str  # the node's kubernetes.io/hostname label: the PV's node affinity, and where the cleaner runs
+    host_path: str  # on that node; unique per volume, so a new volume never finds an earlier database
+
+
+@dataclass(frozen=True)
 class Images:
     dagster: str
     postgres: str
@@ -120,6 +129,8 @@ class DeploymentSettings:
     # The value of DKC_FROM_SECRET: known, so the suite can search for leaks; never in a repr either.
     test_secret_value: str = field(default="", repr=False)
     names: ObjectNames = field(default_factory=ObjectNames)
+    # Set by deploy() from the cluster; None only for manifests rendered without one (data in the container).
+    postgres_volume: PostgresVolume | None = None
     # False: someone else's deployment, which the suite must never reconfigure or delete.
     owned: bool = True
 
