@@ -6,12 +6,14 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from chaos.faults import ControlPlane
 from clusters.errors import ClusterError
+from deploy import helm_deploy
 from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
 from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
 from deploy.graphql import LAUNCHED_RUNS
@@ -63,6 +65,10 @@ class DeploymentPool:
         self.shape = {"webserver_replicas": config.getoption("--webserver-replicas"),
                       "celery_worker_replicas": config.getoption("--celery-workers"),
                       "celery_worker_concurrency": config.getoption("--celery-concurrency")}
+        # --dagster helm: the official chart, installed per combination in dkc-helm-<combination> (None: our manifests)
+        self.chart: tuple[Path, Path | None] | None = (
+            (config.getoption("--chart"), config.getoption("--helm-values"))
+            if config.getoption("--dagster") == "helm" else None)
         self.deployed: dict[str, Deployment] = {}
         self.failed: dict[str, ClusterError] = {}
 
@@ -88,7 +94,8 @@ class DeploymentPool:
     def _deploy(self, combination: str) -> Deployment:
         celery = combination == "celery-k8s"
         image_set, locations = build_and_load(self.load, self.dagster_version, celery=celery)
-        namespace = f"dkc-{combination}"
+        source = helm_deploy.chart_source(*self.chart, self.load) if self.chart else None
+        namespace = f"dkc-helm-{combination}" if source else f"dkc-{combination}"
         cfg = DeploymentSettings(
             combination=combination, namespace=namespace, images=image_set,
             code_locations=code_locations(locations),
@@ -96,11 +103,11 @@ class DeploymentPool:
             or secrets.token_urlsafe(18),
             test_secret_value=existing_secret_value(self.api, namespace, TEST_ENV_SECRET, SECRET_ENV_NAME)
             or "dkc-secret-" + secrets.token_hex(12),
-            **self.shape,
+            helm=source, **self.shape,
         )
         for secret in (cfg.postgres_password, cfg.test_secret_value):
             register_secret(secret)  # never in a report, whatever gets attached
-        return deploy(self.api, cfg, keep=self.keep)
+        return (helm_deploy.deploy if source else deploy)(self.api, cfg, keep=self.keep)
 
     def not_served(self, combination: str) -> str | None:
         """Why the existing deployment cannot be tested as ``combination`` (None: it can, or it is ours)."""
@@ -170,7 +177,8 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
         try:
             return deployments.get(combination)
         except ClusterError as exc:
-            pytest.fail(str(exc) if deployments.existing else f"deploying {combination} failed: {exc}", pytrace=False)
+            failure = str(exc) if deployments.existing else f"deploying {combination} failed: {exc}"
+    pytest.fail(failure, pytrace=False)  # outside the except: one line, no chained traceback
 
 
 def _test_identity(item: pytest.Item) -> tuple[list[str], str, dict[str, object]]:
