@@ -14,7 +14,8 @@ from kubernetes import client
 from clusters import PROVIDERS, ClusterError, ClusterInfo, Provider, ProviderOptions
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.readiness import api_client
-from clusters.session import RUN_DIR_ENV, acquire, release, run_dir_from_env
+from clusters.session import CONTROLLER_PID, RUN_DIR_ENV, acquire, release, run_dir_from_env
+from clusters.signals import SessionSignals
 from deploy.discover import Selectors
 from deploy.settings import COMBINATIONS
 from reports.allure_files import ReportEnvironment
@@ -85,11 +86,15 @@ def pytest_configure(config: pytest.Config) -> None:
         # Workers are started after this and inherit the variable.
         os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dkc-run-")
         config.stash[_OWN_RUN_DIR] = True
+        (Path(os.environ[RUN_DIR_ENV]) / CONTROLLER_PID).write_text(str(os.getpid()))  # releases the cluster
+    # Ctrl-C / SIGTERM: cleanup as at a normal end, never cut short (clusters/signals.py).
+    config.pluginmanager.register(SessionSignals(config, run_dir_from_env()), "dkc-signals")
 
 
 _OWN_RUN_DIR = pytest.StashKey[bool]()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has torn the session's fixtures (the deployments) down
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run_dir = run_dir_from_env()

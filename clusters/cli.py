@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
+from types import FrameType
 
 from clusters import PROVIDERS, ClusterError, ProviderOptions, get_provider
 from clusters.provider import DEFAULT_CLUSTER_NAME
+from clusters.session import adopt
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REPORT_DIR = PROJECT_ROOT / "reports" / "out"
@@ -76,7 +80,37 @@ def pytest_argv(args: argparse.Namespace, paths: list[str], extra: list[str]) ->
 
 def _pytest(argv: list[str]) -> int:
     print("$ " + " ".join(argv[1:]), file=sys.stderr, flush=True)
-    return subprocess.call(argv, cwd=PROJECT_ROOT)
+    return wait_for_pytest(subprocess.Popen(argv, cwd=PROJECT_ROOT))
+
+
+def wait_for_pytest(child: subprocess.Popen[bytes]) -> int:
+    """Wait until pytest ends, also after Ctrl-C or SIGTERM: the signal is passed on once (pytest then removes what
+    the session made, as at a normal end) and dkc keeps waiting. Killing pytest instead (what subprocess.call does
+    on Ctrl-C) left the cluster, its namespaces and processes running."""
+    received: list[int] = []
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        if not received:  # pytest ignores a second one anyway (from the terminal, Ctrl-C reached it already)
+            with suppress(ProcessLookupError):
+                child.send_signal(signum)
+        received.append(signum)
+        print(f"dkc: {signal.Signals(signum).name}: waiting for pytest to remove what the session made",
+              file=sys.stderr, flush=True)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        print(f"dkc: interrupted (pytest exited with {status})", file=sys.stderr)
+        return 130
+    return status
+
+
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # `dkc up`/`down` clean up after Ctrl-C; SIGTERM gets the same treatment
 
 
 def _allure_html() -> None:
@@ -98,6 +132,7 @@ def _allure_html() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         if args.command == "run":
             shutil.rmtree(REPORT_DIR, ignore_errors=True)  # a report describes one run, never a mix
@@ -118,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         provider = get_provider(args.cluster, options_from(args))
         if args.command == "up":
             info = provider.create()
+            adopt(args.cluster, options_from(args))  # yours now: a test session never deletes it
             print(info.kubeconfig)
         elif args.command == "down":
             provider.delete()
+            adopt(args.cluster, options_from(args))
         elif args.command == "status":
             status = provider.status()
             print(status.summary())
