@@ -247,7 +247,7 @@ def control_plane(dagster: Deployment) -> ControlPlane:
 
 @pytest.fixture
 def held_run(dagster: Deployment) -> Iterator[str]:
-    """A run of the hold job, STARTED with its op waiting for the test; released afterwards whatever happened."""
+    """A run of the hold job whose op said it holds (in the event log); released afterwards whatever happened."""
     with holding(dagster) as run_id:
         yield run_id
 
