@@ -17,6 +17,7 @@ from clusters.readiness import api_client
 from clusters.session import CONTROLLER_PID, RUN_DIR_ENV, acquire, release, run_dir_from_env
 from clusters.signals import SessionSignals
 from deploy.discover import Selectors
+from deploy.helm_values import option_problem
 from deploy.settings import COMBINATIONS
 from reports.allure_files import ReportEnvironment
 from reports.session import ReportSession, WorkerRedaction, report_session
@@ -40,8 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--celery-workers", type=int, default=2, help="Celery worker replicas (default: 2)")
     group.addoption("--celery-concurrency", type=int, default=1,
                     help="concurrency of each Celery worker (default: 1)")
-    group.addoption("--dagster", default="deploy", choices=("deploy", "existing"),
-                    help="deploy Dagster per combination (default), or test one already deployed (--dagster-namespace)")
+    group.addoption("--dagster", default="deploy", choices=("deploy", "existing", "helm"),
+                    help="deploy Dagster per combination (default), test one already deployed (--dagster-namespace), "
+                         "or install the official Helm chart per combination (--chart)")
+    group.addoption("--chart", type=Path, default=None, help="directory of the official Dagster chart (--dagster helm)")
+    group.addoption("--helm-values", type=Path, default=None,
+                    help="your values for the chart, applied after the suite's (--dagster helm)")
     group.addoption("--dagster-namespace", default=None, help="namespace of the Dagster to test (--dagster existing)")
     group.addoption("--webserver-selector", default=Selectors.webserver,
                     help="label selector of the webserver Deployment (default: %(default)s)")
@@ -76,6 +81,10 @@ def _is_controller(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--dagster") == "existing" and not config.getoption("--dagster-namespace"):
         raise pytest.UsageError("--dagster existing needs --dagster-namespace NS: the namespace of the Dagster to test")
+    helm_problem = option_problem(config.getoption("--dagster"), config.getoption("--chart"),
+                                  config.getoption("--helm-values"))
+    if helm_problem:
+        raise pytest.UsageError(helm_problem)
     report_dir = config.getoption("--report-dir")
     if report_dir and _is_controller(config):
         alluredir = config.getoption("--alluredir", None)

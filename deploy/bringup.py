@@ -211,6 +211,9 @@ def reconfigured(deployment: Deployment, **changes: Any) -> Iterator[Deployment]
 
 def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
     """Apply ``cfg``'s dagster.yaml; the pods reading it roll (their checksum annotation changed)."""
+    if cfg.helm:  # installed with the chart: reconfigured as its users do, by helm upgrade with other values
+        from deploy import helm_deploy  # it builds on this module
+        return helm_deploy.reconfigure(deployment, cfg)
     groups = manifests.all_manifests(cfg)
     control_plane = ["webserver", "daemon", "celery workers"]
     names = [settings.WEBSERVER, settings.DAEMON] + ([settings.CELERY_WORKERS] if cfg.uses_celery else [])
@@ -233,6 +236,10 @@ def teardown(api: client.ApiClient, *deployments: DeploymentSettings, timeout: f
     are gone, so the next deployment starts clean."""
     core = client.CoreV1Api(api)
     namespaces = [cfg.namespace for cfg in deployments]
+    for cfg in deployments:
+        if cfg.helm:  # the release goes the chart's way (helm uninstall) before its namespace
+            from deploy import helm_deploy
+            helm_deploy.uninstall(api, cfg)
     with phase(f"Deleting namespace(s) {', '.join(namespaces)}"):
         for cfg in deployments:
             _clear_compute_logs(core, cfg)

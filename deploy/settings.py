@@ -7,6 +7,7 @@ lookups are the ones a user would write against a chart-installed Dagster.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 COMBINATIONS = ("k8s-multiprocess", "k8s-job", "celery-k8s")
@@ -97,6 +98,16 @@ class PostgresVolume:
 
 
 @dataclass(frozen=True)
+class HelmChart:
+    """A deployment installed with a Helm chart (the official one): reconfigured by helm upgrade, removed by
+    helm uninstall (deploy/helm_deploy.py)."""
+
+    chart: Path
+    values_file: Path | None = None  # the user's values, applied after the suite's
+    busybox_image: str = ""  # runs the chart's `nslookup` init containers (the suite's busybox image)
+
+
+@dataclass(frozen=True)
 class Images:
     dagster: str
     postgres: str
@@ -133,6 +144,7 @@ class DeploymentSettings:
     postgres_volume: PostgresVolume | None = None
     # False: someone else's deployment, which the suite must never reconfigure or delete.
     owned: bool = True
+    helm: HelmChart | None = None  # None: deployed from the suite's own manifests
 
     def __post_init__(self) -> None:
         validate_combination(self.combination)
