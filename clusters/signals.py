@@ -13,18 +13,25 @@ so both get one handler here. The rules, in every pytest process of a session:
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
+
 ECHO_SECONDS = 2.0
+REDELIVER_SECONDS = 0.05
 WORKER_PID_PREFIX = "worker-"  # in the run dir: worker-<xdist id>.pid, for the controller to signal
 
 
@@ -39,12 +46,21 @@ class Interrupts:
         self.received: int | None = None
         self._received_at = 0.0
         self._clock = clock
+        self._pid = os.getpid()
+        self._redeliver = False
         self.shielding = 0
         self._say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         # When set: how to stop without raising (an xdist controller whose workers are running).
         self.stop_without_raising: Callable[[int], bool] | None = None
 
     def handle(self, signum: int, frame: FrameType | None = None) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked child between fork and exec (subprocess with preexec_fn): not ours to stop
+        if self._redeliver:  # the first KeyboardInterrupt was swallowed (see _swallowed): raise it again
+            self._redeliver = False
+            if not self.shielding:
+                raise KeyboardInterrupt
+            return
         now = self._clock()
         if self.received is not None or self.shielding:
             # The same signal again at once is one Ctrl-C reaching us twice (terminal and dkc): nothing to say.
@@ -70,9 +86,27 @@ class Interrupts:
 
     def install(self) -> None:
         """Handle SIGTERM, and SIGINT unless it is ignored (started in the background with `&`: left so)."""
+        self._pid = os.getpid()
         signal.signal(signal.SIGTERM, self.handle)
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, self.handle)
+        previous = sys.unraisablehook
+
+        def hook(unraisable: UnraisableHookArgs) -> None:
+            self._swallowed(unraisable)
+            previous(unraisable)
+
+        sys.unraisablehook = hook
+
+    def _swallowed(self, unraisable: UnraisableHookArgs) -> None:
+        """A signal handled where exceptions are ignored (seen: logging's at-fork callback right after a subprocess
+        with preexec_fn was forked) loses its KeyboardInterrupt, and the session ran on: deliver it again."""
+        if unraisable.exc_type is KeyboardInterrupt and self.received is not None and os.getpid() == self._pid:
+            self._redeliver = True
+            # A moment later, from another thread: at once it would be handled here again, and ignored again.
+            retry = threading.Timer(REDELIVER_SECONDS, _thread.interrupt_main, args=(self.received,))
+            retry.daemon = True
+            retry.start()
 
 
 def worker_pids(run_dir: Path) -> list[int]:

@@ -286,3 +286,28 @@ def test_an_interrupted_xdist_session_tears_every_worker_down_first(tmp_path: Pa
         f"{lines}\n{out.read_text()[-2000:]}")
     assert lines[-1] == "controller sessionfinish", lines
     assert proc.returncode == 2, out.read_text()[-2000:]
+
+
+SWALLOWING = """
+import os, signal, sys, time
+from clusters.signals import Interrupts
+Interrupts(say=lambda line: None).install()
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled in here, where Python ignores exceptions
+
+try:
+    Finalized()
+    for _ in range(2000):
+        time.sleep(0.001)
+    print("ran on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_an_interrupt_swallowed_where_exceptions_are_ignored_is_delivered_again() -> None:
+    proc = subprocess.run([sys.executable, "-c", SWALLOWING], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, check=False)
+    assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
