@@ -25,6 +25,15 @@ K8S_LAUNCHER = "K8sRunLauncher"
 CELERY_LAUNCHER = "CeleryK8sRunLauncher"
 # Dagster's LocalComputeLogManager, through the chart's CustomComputeLogManager (the chart offers no local type).
 LOCAL_COMPUTE_LOGS = {"module": "dagster.core.storage.local_compute_log_manager", "class": "LocalComputeLogManager"}
+# The chart's readiness probe of a code location execs `dagster api grpc-health-check`, a Dagster import per probe:
+# its 10 s timeout is exceeded on a busy 2-core node and the location never becomes Ready. Same probe, more time.
+CODE_LOCATION_READINESS = {"enabled": True, "periodSeconds": 20, "timeoutSeconds": 30, "successThreshold": 1,
+                           "failureThreshold": 15}
+# The chart's liveness probe of a Celery worker runs `dagster-celery status` (a Celery import and a broadcast ping)
+# with a 10 s timeout every 10 s: on a busy 2-core node it times out and the kubelet kills workers mid-task, whose
+# runs then wait for lost tasks. Same probe, more time.
+CELERY_WORKER_LIVENESS = {"initialDelaySeconds": 15, "periodSeconds": 60, "timeoutSeconds": 60, "successThreshold": 1,
+                          "failureThreshold": 5}
 # Which value turns each of the chart's bitnami dependencies on (the `condition` of each in its Chart.yaml).
 SUBCHART_CONDITIONS = {"postgresql": "postgresql.enabled", "rabbitmq": "rabbitmq.enabled", "redis": "redis.internal"}
 
@@ -61,7 +70,7 @@ def _run_launcher(cfg: DeploymentSettings) -> dict[str, Any]:
             "workerQueues": [{"name": s.CELERY_QUEUE, "replicaCount": cfg.celery_worker_replicas, "labels": {},
                               "nodeSelector": {}, "configSource": {},
                               "additionalCeleryArgs": [f"--concurrency={cfg.celery_worker_concurrency}"]}],
-            **logs}}}
+            "livenessProbe": CELERY_WORKER_LIVENESS, **logs}}}
     # run_k8s_config's keys are snake_case in dagster.yaml, camelCase in the chart's values (containerConfig, ...).
     run_k8s_config = {_camel(key): value for key, value in cfg.run_k8s_config.items()}
     return {"type": K8S_LAUNCHER, "config": {"k8sRunLauncher": {
@@ -95,6 +104,8 @@ def chart_values(cfg: DeploymentSettings, busybox_image: str) -> dict[str, Any]:
     dagster = image(cfg.images.dagster, pull)
     locations = [(location.name, location.image) for location in cfg.code_locations]
     user_deployments = yaml.safe_load(values_snippet(locations, pull_policy=pull))["dagster-user-deployments"]
+    user_deployments["deployments"] = [{**d, "readinessProbe": CODE_LOCATION_READINESS}
+                                       for d in user_deployments["deployments"]]
     return {
         **_storage(cfg, cfg.images.postgres),
         **_broker(cfg),

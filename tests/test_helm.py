@@ -126,6 +126,8 @@ def test_sample_locations_come_from_the_sample_location_values() -> None:
     assert [d["name"] for d in deployments] == ["alpha", "beta"]
     assert deployments[0]["envConfigMaps"] == [{"name": s.TEST_ENV_CONFIG_MAP}]
     assert deployments[0]["envSecrets"] == [{"name": s.TEST_ENV_SECRET}]
+    probe = deployments[0]["readinessProbe"]
+    assert "exec" not in probe and probe["timeoutSeconds"] == 30, "the chart's own probe command, with more time"
 
 
 def test_instance_settings_map_to_the_chart_keys() -> None:
@@ -158,6 +160,8 @@ def test_celery_values_use_the_suites_redis_and_worker_shape() -> None:
     redis = values["redis"]
     assert (redis["enabled"], redis["internal"], redis["host"]) == (True, False, s.BROKER)
     assert (redis["brokerDbNumber"], redis["backendDbNumber"]) == (0, 1)
+    liveness = values["runLauncher"]["config"]["celeryK8sRunLauncher"]["livenessProbe"]
+    assert "exec" not in liveness and liveness["timeoutSeconds"] == 60, "the chart's own probe command, more time"
 
 
 def test_compute_logs_are_local_through_the_custom_manager() -> None:
