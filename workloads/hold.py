@@ -24,6 +24,7 @@ SESSION_LABEL = "dkc.dagster.io/session"
 SESSION = uuid.uuid4().hex[:12]
 HOLDING_PREFIX = HOLDING_MESSAGE.split("{", 1)[0]
 HOLD_START_TIMEOUT = 240.0
+LOCATION_LOAD_TIMEOUT = 180.0
 
 
 class HoldFailed(TerminalState):
@@ -72,10 +73,13 @@ def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float 
 
 @contextmanager
 def holding(dagster: Deployment, location: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
-    """Launch the hold job, wait until its op says it holds, yield the run id; release it afterwards whatever
-    happened."""
-    run_id = dagster.webserver.launch_run(dagster.job("hold"), location or dagster.settings.code_locations[0].name,
-                                          tags=tags)
+    """Launch the hold job once the webserver has its location loaded, wait until its op says it holds, yield the
+    run id; release it afterwards whatever happened."""
+    location = location or dagster.settings.code_locations[0].name
+    # A test before may have replaced the location's server: launching while the webserver still reloads it fails
+    # with PipelineNotFoundError (seen under the official chart, whose slower probes widen that window).
+    dagster.webserver.wait_for_location_loaded(location, LOCATION_LOAD_TIMEOUT)
+    run_id = dagster.webserver.launch_run(dagster.job("hold"), location, tags=tags)
     try:
         wait_until_holding(dagster.webserver, run_id)
         yield run_id
