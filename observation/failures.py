@@ -13,7 +13,7 @@ from kubernetes import client
 
 from deploy.graphql import RunEvent
 from observation.kube import job_summary
-from observation.snapshot import RUN_ID_LABEL
+from observation.snapshot import RUN_ID_LABEL, pods_of_run
 
 # Waiting reasons every pod passes through on its way up: not a cause.
 _ON_THE_WAY = frozenset({"ContainerCreating", "PodInitializing"})
@@ -76,7 +76,7 @@ def kubernetes_cause(core: client.CoreV1Api, batch: client.BatchV1Api, namespace
     """What Kubernetes says went wrong with the run's Jobs and pods; None when every one of them looks healthy."""
     selector = f"{RUN_ID_LABEL}={run_id}"
     jobs = {job.metadata.name: job for job in batch.list_namespaced_job(namespace, label_selector=selector).items}
-    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    pods = pods_of_run(core, namespace, run_id)
     pods += [pod for pod in core.list_namespaced_pod(namespace, label_selector=f"job-name=dagster-run-{run_id}").items
              if pod.metadata.uid not in {p.metadata.uid for p in pods}]
     parts = []

@@ -173,10 +173,15 @@ def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Obser
     return Observation(rolled_out(found), rollout_summary(found))
 
 
+def label_selector(labels: dict[str, str]) -> str:
+    """``key=value,...`` in a stable order."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
 def pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
     """A label selector for a Deployment's pods: its own matchLabels, whatever labels the chart or a team chose."""
     deployment = apps.read_namespaced_deployment(deployment_name, namespace)
-    return ",".join(f"{key}={value}" for key, value in sorted((deployment.spec.selector.match_labels or {}).items()))
+    return label_selector(deployment.spec.selector.match_labels or {})
 
 
 def current_pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
@@ -190,6 +195,5 @@ def current_pods_selector(apps: client.AppsV1Api, namespace: str, deployment_nam
         raise LookupError(f"Deployment {namespace}/{deployment_name} has no ReplicaSet")
     current = max(owned, key=lambda rs: int((rs.metadata.annotations or {}).get(
         "deployment.kubernetes.io/revision", "0")))
-    labels = {**(deployment.spec.selector.match_labels or {}),
-              "pod-template-hash": current.metadata.labels["pod-template-hash"]}
-    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    return label_selector({**(deployment.spec.selector.match_labels or {}),
+                           "pod-template-hash": current.metadata.labels["pod-template-hash"]})
