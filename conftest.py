@@ -11,17 +11,21 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from clusters import PROVIDERS, ClusterError, ClusterInfo, Provider, ProviderOptions
+from clusters import PROVIDERS, ClusterInfo, Provider, ProviderOptions
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.readiness import api_client
 from clusters.session import CONTROLLER_PID, RUN_DIR_ENV, acquire, release, run_dir_from_env
-from clusters.signals import SessionSignals
+from common import record
+from common.errors import DkcError
+from common.signals import SessionSignals
 from deploy.discover import Selectors
 from deploy.helm_values import option_problem
 from deploy.settings import COMBINATIONS
+from images.dagster import DAGSTER_VERSION
 from reports.allure_files import ReportEnvironment
+from reports.evidence import AllureRecorder
+from reports.launches import LAUNCHES
 from reports.session import ReportSession, WorkerRedaction, report_session
-from workloads.dagster_images import DAGSTER_VERSION
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,6 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dkc-run-")
         config.stash[_OWN_RUN_DIR] = True
         (Path(os.environ[RUN_DIR_ENV]) / CONTROLLER_PID).write_text(str(os.getpid()))  # releases the cluster
+    record.install(AllureRecorder())  # deploy phases, launches, waits and faults become Allure steps
+    LAUNCHES.subscribe()
     # Ctrl-C / SIGTERM: cleanup as at a normal end, never cut short (clusters/signals.py).
     config.pluginmanager.register(SessionSignals(config, run_dir_from_env()), "dkc-signals")
 
@@ -111,7 +117,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     try:
         release(config.getoption("--cluster"), provider_options(config), run_dir)
-    except ClusterError as exc:
+    except DkcError as exc:
         print(f"\ndkc: error while deleting the cluster: {exc}")
     if config.stash.get(_OWN_RUN_DIR, False):
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -125,7 +131,7 @@ def cluster_provider(pytestconfig: pytest.Config) -> tuple[Provider, ClusterInfo
     try:
         with capture.global_and_fixture_disabled():
             return acquire(pytestconfig.getoption("--cluster"), provider_options(pytestconfig), run_dir_from_env())
-    except ClusterError as exc:
+    except DkcError as exc:
         pytest.exit(f"dkc: error: {exc}", returncode=2)
 
 

@@ -17,7 +17,7 @@ from clusters.readiness import api_client
 from deploy.bringup import deploy, teardown
 from deploy.images import build_and_load, code_locations
 from deploy.settings import COMBINATIONS, DeploymentSettings
-from workloads.dagster_images import DAGSTER_VERSION
+from images.dagster import DAGSTER_VERSION
 
 PING_JOB = {"k8s-multiprocess": "ping_multiprocess", "k8s-job": "ping_k8s", "celery-k8s": "ping_celery"}
 

@@ -11,8 +11,8 @@ from typing import Any
 from kubernetes import client
 
 from chaos import run as chaos_run
+from common.record import attach_json, step
 from observation.kube import pod_uids, pods_selector, wait_replacement_ready
-from reports.evidence import attach_json, step
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clusters.errors import ClusterError
-from reports.evidence import attach_file, step
+from common.errors import DkcError
+from common.record import attach_file, step
 
 EXPERIMENTS = Path(__file__).parent / "experiments"
 
 
-class ExperimentError(ClusterError):
+class ExperimentError(DkcError):
     """The experiment file is broken, or its run did not complete."""
 
 

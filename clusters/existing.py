@@ -8,9 +8,9 @@ from pathlib import Path
 from kubernetes import client
 
 from clusters.errors import ClusterError, PreflightError
-from clusters.phases import phase
 from clusters.provider import ClusterInfo, ClusterStatus, Provider, ProviderOptions
 from clusters.readiness import api_client, denied_access, server_version
+from common.progress import phase
 
 # (verb, group, resource) the suite needs: its own namespaces and what it deploys into them,
 # the Jobs and pods Dagster launches, and deleting pods for the chaos tests.

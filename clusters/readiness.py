@@ -9,9 +9,9 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from clusters.errors import ClusterError
-from clusters.phases import phase
+from common.progress import phase
+from common.waits import Observation, wait_for
 from observation.kube import deployment_available
-from observation.waits import Observation, wait_for
 
 
 def api_client(kubeconfig: Path, context: str | None = None) -> client.ApiClient:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clusters import ClusterInfo, Provider, ProviderOptions, get_provider
-from clusters.cache import cache_root
-from clusters.phases import say
+from common.progress import say
+from images.cache import cache_root
 
 RUN_DIR_ENV = "DKC_RUN_DIR"
 CONTROLLER_PID = "controller.pid"  # in the run dir: the process that ends the session (xdist's controller)

@@ -18,10 +18,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusters import manifests as kube_manifests
-from clusters.errors import ClusterError
-from clusters.phases import phase
+from common.progress import phase
+from common.waits import Observation, TerminalState, WaitTimeout, wait_for
+from dagster_api import DagsterApiError, DagsterWebserver
 from deploy import manifests, postgres_storage, settings
-from deploy.graphql import DagsterApiError, DagsterWebserver
+from deploy.errors import DeployError
 from deploy.settings import DeploymentSettings
 from observation.failures import kubernetes_cause, run_failure_cause
 from observation.kube import (
@@ -31,7 +32,7 @@ from observation.kube import (
     rollout_complete,
     wait_pod_finished,
 )
-from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
+from observation.runs import RunFootprint, footprint, step_reports
 
 READY_TIMEOUT = 300.0
 # Each sample workload exists once per executor: <workload>_<suffix>.
@@ -73,6 +74,14 @@ class Deployment:
         self.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=timeout)
         return run_id
 
+    def footprint(self, run_id: str) -> RunFootprint:
+        """The run's Jobs and pods in this namespace (run worker, steps, external jobs)."""
+        return footprint(self.core, self.batch, self.namespace, run_id)
+
+    def step_reports(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """What each ``report`` step of the run saw in its own process, by step key."""
+        return step_reports(self.webserver, run_id)
+
     @cached_property
     def webserver(self) -> DagsterWebserver:
         """GraphQL to the webserver Service through the apiserver's proxy, as the suite's identity."""
@@ -101,10 +110,6 @@ class Deployment:
 def _selector(component: str, **extra: str) -> str:
     pairs = {"app.kubernetes.io/instance": settings.RELEASE, "component": component, **extra}
     return ",".join(f"{k}={v}" for k, v in pairs.items())
-
-
-class DeployError(ClusterError):
-    """The deployment did not become ready; the message names the component, what was seen and its last logs."""
 
 
 def last_log_lines(api: client.ApiClient, namespace: str, selector: str, lines: int = 3) -> str:

@@ -16,8 +16,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from clusters.errors import ClusterError
 from clusters.readiness import denied_access
+from common.errors import DkcError
 from deploy import settings as s
 from deploy.images import LOCATION_NAMES
 from deploy.settings import CodeLocation, DeploymentSettings, Images, ObjectNames
@@ -60,7 +60,7 @@ NAMESPACED_ACCESS: tuple[tuple[str, str, str], ...] = (
 CHAOS_ACCESS: tuple[tuple[str, str, str], ...] = (("delete", "", "pods"), ("delete", "batch", "jobs"))
 
 
-class DiscoveryError(ClusterError):
+class DiscoveryError(DkcError):
     """A part of the deployment was not found: one line saying what, and the option that fixes it."""
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from clusters.errors import ClusterError
 from clusters.local.build import GoBuild, ensure_built, validate_version
+from common.errors import DkcError
 
 __all__ = ["DEFAULT_HELM_VERSION", "HELM_MODULE", "RELEASE_TIMEOUT", "HelmError", "HelmRelease", "ensure_helm",
            "helm_build", "kubeconfig_text", "run_helm"]
@@ -32,7 +32,7 @@ HELM_MODULE = "helm.sh/helm/v3"
 RELEASE_TIMEOUT = "10m"  # helm's own deadline for one command; readiness is gated by the suite afterwards
 
 
-class HelmError(ClusterError):
+class HelmError(DkcError):
     """A helm command failed: one line naming the command, the release and helm's own last error line."""
 
 

@@ -18,20 +18,20 @@ import yaml
 from kubernetes import client
 
 from clusters import manifests as kube_manifests
-from clusters.phases import phase, say
+from common.progress import phase, say
+from common.waits import Observation, wait_for
+from dagster_api import DagsterWebserver
 from deploy import bringup, manifests, postgres_storage
 from deploy import settings as s
 from deploy.bringup import DeployError, Deployment
 from deploy.discover import discover, settings_for
-from deploy.graphql import DagsterWebserver
 from deploy.helm import HelmError, HelmRelease, run_helm
 from deploy.helm_values import chart_problem, chart_values
 from deploy.images import LoadImage
 from deploy.preflight import load_locations
 from deploy.settings import DeploymentSettings, HelmChart
+from images.busybox import chart_busybox_image
 from observation.kube import rollout_complete
-from observation.waits import Observation, wait_for
-from workloads.chart_busybox import chart_busybox_image
 
 __all__ = ["chart_source", "deploy", "described", "reconfigure", "release", "suite_objects", "uninstall"]
 

@@ -6,9 +6,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from clusters.cache import cache_root
 from deploy.settings import PLAIN_ENV, TEST_ENV_CONFIG_MAP, TEST_ENV_SECRET, CodeLocation, Images
-from workloads import dagster_images
+from images import dagster as dagster_images
+from images.cache import cache_root
 
 WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent / "workloads" / "locations" / "conformance"
 # Two locations with different code, so each gets its own image (C11: runs never mix them up).

@@ -10,7 +10,7 @@ import yaml
 
 from deploy import settings as s
 from deploy.settings import CodeLocation, DeploymentSettings, PostgresVolume
-from workloads.dagster_images import POSTGRES_ENTRYPOINT
+from images.dagster import POSTGRES_ENTRYPOINT
 
 Manifest = dict[str, Any]
 DAGSTER_YAML = f"{s.DAGSTER_HOME}/dagster.yaml"

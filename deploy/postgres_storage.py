@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from clusters.errors import ClusterError
+from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from deploy import manifests
+from deploy.errors import DeployError
 from deploy.settings import POSTGRES, DeploymentSettings, PostgresVolume
 from observation.kube import pod_summary, wait_pod_finished
-from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 HOST_ROOT = "/var/tmp/dagster-k8s-conformance/postgresql"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -49,7 +49,7 @@ def schedulable_hostname(nodes: Iterable[client.V1Node]) -> str:
             return (node.metadata.labels or {}).get(HOSTNAME_LABEL, node.metadata.name)
         state = ["Ready" if ready else "not Ready"] + (["cordoned"] if node.spec.unschedulable else [])
         seen.append(f"{node.metadata.name} ({', '.join(state + [f'taint {key}' for key in taints])})")
-    raise ClusterError(f"no Ready, untainted node for PostgreSQL's data volume (nodes: {'; '.join(seen) or 'none'}): "
+    raise DeployError(f"no Ready, untainted node for PostgreSQL's data volume (nodes: {'; '.join(seen) or 'none'}): "
                        "uncordon a node or remove its NoSchedule taint")
 
 

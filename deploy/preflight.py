@@ -12,15 +12,15 @@ from contextlib import suppress
 
 from kubernetes import client
 
-from clusters.errors import ClusterError
-from deploy.graphql import DagsterApiError, DagsterWebserver
+from common.errors import DkcError
+from common.waits import WaitTimeout
+from dagster_api import DagsterApiError, DagsterWebserver
 from deploy.settings import DeploymentSettings
-from observation.waits import WaitTimeout
 
 LOCATION_LOAD_TIMEOUT = 180.0
 
 
-class NotReady(ClusterError):
+class NotReady(DkcError):
     """The deployment cannot run a combination now: which part, what was seen, what to do."""
 
 

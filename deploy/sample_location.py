@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from clusters.errors import ClusterError, PreflightError
-from clusters.phases import phase
+from common.errors import PreflightError
+from common.progress import phase
 from deploy import settings as s
+from deploy.errors import DeployError
 from deploy.images import LOCATION_NAMES, code_locations, location_source
 from deploy.settings import CodeLocation
 
@@ -89,7 +90,7 @@ def push_image(archive: Path, reference: str, registry: str, tls_verify: bool = 
                            f"docker://{target}"], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
-        raise ClusterError(f"pushing {target} failed: {last}")
+        raise DeployError(f"pushing {target} failed: {last}")
     return target
 
 
@@ -97,7 +98,7 @@ def publish_sample_locations(namespace: str, dagster_version: str | None = None,
                              tls_verify: bool = True) -> str:
     """Build the sample code location images (cached), push them if a registry is named, and return what to add
     to the chart's values and which kubectl lines create the env ConfigMap and Secret."""
-    from workloads import dagster_images
+    from images import dagster as dagster_images
 
     version = dagster_version or dagster_images.DAGSTER_VERSION
     images, archives = [], []

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from kubernetes import client
 
-from deploy.graphql import RunEvent
+from dagster_api import RunEvent
 from observation.kube import job_summary
 from observation.snapshot import RUN_ID_LABEL, pods_of_run
 

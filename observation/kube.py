@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
+from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 Verdict = Callable[[Any], bool]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
-from deploy.bringup import Deployment
+from dagster_api import DagsterWebserver
 
 RUN_JOB_PREFIX = "dagster-run-"
 STEP_JOB_PREFIX = "dagster-step-"
@@ -43,17 +43,17 @@ def is_external(obj: client.V1Job | client.V1Pod) -> bool:
     return (obj.metadata.labels or {}).get(COMPONENT_LABEL) == EXTERNAL_COMPONENT
 
 
-def footprint(dagster: Deployment, run_id: str) -> RunFootprint:
-    """Every Job and pod labelled with the run's id, as the launchers label them."""
+def footprint(core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str, run_id: str) -> RunFootprint:
+    """Every Job and pod in ``namespace`` labelled with the run's id, as the launchers label them."""
     selector = f"dagster/run-id={run_id}"
     found = RunFootprint(run_id)
-    for job in dagster.batch.list_namespaced_job(dagster.namespace, label_selector=selector).items:
+    for job in batch.list_namespaced_job(namespace, label_selector=selector).items:
         if is_external(job):
             found.external_jobs.append(job)
         else:
             (found.step_jobs if job.metadata.name.startswith(STEP_JOB_PREFIX) else found.run_jobs).append(job)
     # Pods by the Job that owns them: the run Job's name carries the run id, step Jobs a hash.
-    for pod in dagster.core.list_namespaced_pod(dagster.namespace, label_selector=selector).items:
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
         owner = pod.metadata.labels.get("job-name", "")
         if is_external(pod):
             found.external_pods.append(pod)
@@ -61,15 +61,15 @@ def footprint(dagster: Deployment, run_id: str) -> RunFootprint:
             (found.step_pods if owner.startswith(STEP_JOB_PREFIX) else found.run_pods).append(pod)
     # A run pod made by K8sRunLauncher may carry the run id only in its Job's name.
     if not found.run_pods:
-        for pod in dagster.core.list_namespaced_pod(
-                dagster.namespace, label_selector=f"job-name={RUN_JOB_PREFIX}{run_id}").items:
+        for pod in core.list_namespaced_pod(
+                namespace, label_selector=f"job-name={RUN_JOB_PREFIX}{run_id}").items:
             found.run_pods.append(pod)
     return found
 
 
-def step_reports(dagster: Deployment, run_id: str) -> dict[str, dict[str, Any]]:
+def step_reports(webserver: DagsterWebserver, run_id: str) -> dict[str, dict[str, Any]]:
     """The metadata each ``report`` step put on its output: what its own process saw, by step key."""
-    return {event.step_key: event.metadata for event in dagster.webserver.run_events(run_id)
+    return {event.step_key: event.metadata for event in webserver.run_events(run_id)
             if event.event_type == "STEP_OUTPUT" and event.step_key}
 
 

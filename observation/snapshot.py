@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client
 
-from deploy.graphql import DagsterWebserver, RunEvent
+from dagster_api import DagsterWebserver, RunEvent
 
 RUN_ID_LABEL = "dagster/run-id"
 

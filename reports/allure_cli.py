@@ -13,9 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from clusters.cache import cache_root, lock
-from clusters.errors import ClusterError
-from clusters.phases import phase
+from common.errors import DkcError
+from common.progress import phase
+from images.cache import cache_root, lock
 
 __all__ = ["ALLURE_VERSION", "AllureError", "allure_binary", "ensure_allure", "generate_html", "install_dir"]
 
@@ -25,7 +25,7 @@ INSTALL_TIMEOUT = 600
 GENERATE_TIMEOUT = 600
 
 
-class AllureError(ClusterError):
+class AllureError(DkcError):
     """Allure could not be installed or could not generate the report (one line: what, then what to do)."""
 
 

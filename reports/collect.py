@@ -15,11 +15,11 @@ from typing import Any
 from kubernetes import client
 
 from deploy.bringup import Deployment
-from deploy.graphql import LAUNCHED_RUNS
 from observation.kube import pod_summary
 from observation.snapshot import RUN_ID_LABEL, as_documents, event_log, events_since, pods_of_run
 from observation.timeline import PodTimeline
 from reports.evidence import attach_json, attach_png, attach_text, attach_yaml
+from reports.launches import LAUNCHES
 from reports.redact import REDACTOR
 from reports.timeline import render_png
 
@@ -34,7 +34,7 @@ class Evidence:
     def __init__(self, deployment: Deployment, title: str, figures: list[tuple[str, Any]]) -> None:
         self.deployment, self.title, self.figures = deployment, title, figures
         self.started = time.time()
-        self.first_launch = len(LAUNCHED_RUNS)
+        self.first_launch = LAUNCHES.mark()
         self.timeline = PodTimeline(deployment.api, deployment.namespace)
         self.finished = False
 
@@ -52,7 +52,7 @@ class Evidence:
         self.timeline.__exit__(None, None, None)
         try:
             attach_evidence(self.deployment, self.title, self.timeline, self.started,
-                            LAUNCHED_RUNS[self.first_launch:], self.figures)
+                            LAUNCHES.since(self.first_launch), self.figures)
         except Exception as exc:  # evidence is for the reader; failing to collect it is not the test's verdict
             attach_text("evidence not collected", f"{type(exc).__name__}: {exc}")
 

@@ -20,8 +20,8 @@ from reports.claims import CLAIMS
 from reports.plugin import claims_of as claims_from_markers
 from reports.redact import REDACTOR
 
-__all__ = ["attach_file", "attach_json", "attach_png", "attach_text", "attach_yaml", "claims_of", "label_test",
-           "step", "title_of", "title_test"]
+__all__ = ["AllureRecorder", "attach_file", "attach_json", "attach_png", "attach_text", "attach_yaml", "claims_of",
+           "label_test", "step", "title_of", "title_test"]
 
 step = allure.step
 
@@ -54,6 +54,22 @@ def attach_file(name: str, path: Path) -> None:
     text = REDACTOR.redact_text(path.read_text(encoding="utf-8", errors="replace"))
     kind = allure.attachment_type.JSON if path.suffix == ".json" else allure.attachment_type.TEXT
     allure.attach(text, name=name, attachment_type=kind)
+
+
+class AllureRecorder:
+    """The steps and attachments of the rooms below (common.record) as Allure steps and redacted attachments."""
+
+    def step(self, title: str) -> Any:
+        return allure.step(title)
+
+    def attach_text(self, name: str, text: str) -> None:
+        attach_text(name, text)
+
+    def attach_json(self, name: str, data: Any) -> None:
+        attach_json(name, data)
+
+    def attach_file(self, name: str, path: Path) -> None:
+        attach_file(name, path)
 
 
 def claims_of(markers: Iterable[str]) -> list[str]:

@@ -25,8 +25,8 @@ from typing import Any
 import requests
 import websocket
 
-from clusters.errors import ClusterError
-from observation.waits import Observation, WaitTimeout, wait_for
+from common.errors import DkcError
+from common.waits import Observation, WaitTimeout, wait_for
 
 REPORT = Path(__file__).resolve().parent / "out" / "allure-report" / "index.html"
 TIMELINE_ATTACHMENT = "pod timeline"
@@ -36,10 +36,14 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 _EMBEDDED = re.compile(r"d\('data/test-cases/(?P<uid>[0-9a-f]+)\.json','(?P<data>[A-Za-z0-9+/=]+)'\)")
 
 
+class ScreenshotError(DkcError):
+    """The report could not be opened or pictured."""
+
+
 def browser() -> str:
     found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
     if not found:
-        raise ClusterError("headless Chromium is not installed: apt-get install chromium")
+        raise ScreenshotError("headless Chromium is not installed: apt-get install chromium")
     return found
 
 
@@ -72,7 +76,7 @@ def pick(cases: list[dict[str, Any]], claim: str) -> dict[str, Any]:
     ours = [case for case in cases if claim in _claims_in_title(case.get("name", ""))]
     with_timeline = [case for case in ours if TIMELINE_ATTACHMENT in _attachments(case)]
     if not with_timeline:
-        raise ClusterError(f"the report has no test of {claim} with a pod timeline ({len(ours)} test(s) of {claim})")
+        raise ScreenshotError(f"the report has no test of {claim} with a pod timeline ({len(ours)} test(s) of {claim})")
     return sorted(with_timeline, key=lambda case: case.get("status") == "passed")[0]
 
 
@@ -94,7 +98,7 @@ class Browser:
 
     def _port(self) -> Observation[int]:
         if self.process.poll() is not None:
-            raise ClusterError(f"Chromium exited with {self.process.returncode} before it listened")
+            raise ScreenshotError(f"Chromium exited with {self.process.returncode} before it listened")
         active = self.profile / "DevToolsActivePort"
         lines = active.read_text().splitlines() if active.exists() else []
         return Observation(bool(lines), "no DevToolsActivePort yet", int(lines[0]) if lines else None)
@@ -106,7 +110,7 @@ class Browser:
             message = json.loads(self.socket.recv())
             if message.get("id") == self.calls:
                 if "error" in message:
-                    raise ClusterError(f"Chromium {method}: {message['error'].get('message')}")
+                    raise ScreenshotError(f"Chromium {method}: {message['error'].get('message')}")
                 return message.get("result", {})
 
     def evaluate(self, expression: str) -> Any:
@@ -127,7 +131,7 @@ class Browser:
             if (hit) hit.click();
             return Boolean(hit); }})()""")
         if not clicked:
-            raise ClusterError(f"the page has no element reading {text!r}")
+            raise ScreenshotError(f"the page has no element reading {text!r}")
         wait_for(f"{then_shows} after clicking {text!r}", lambda: Observation(bool(self.evaluate(then_shows)),
                                                                           "not yet"), 30, 0.5)
 
@@ -181,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if not args.report.exists():
-            raise ClusterError(f"no report at {args.report}: run ./dkc run first")
+            raise ScreenshotError(f"no report at {args.report}: run ./dkc run first")
         shots, case = take(args.report, args.claim, args.out)
-    except (ClusterError, WaitTimeout) as exc:
+    except (ScreenshotError, WaitTimeout) as exc:
         print(f"dkc: error: {exc}", file=sys.stderr)
         return 2
     print(f"screenshots of {args.report}: " + ", ".join(str(shot) for shot in shots) + f" (test: {case['name']})")

@@ -12,11 +12,10 @@ import pytest
 from kubernetes import client
 
 from chaos.faults import ControlPlane
-from clusters.errors import ClusterError
+from common.errors import DkcError
 from deploy import helm_deploy
 from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
 from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
-from deploy.graphql import LAUNCHED_RUNS
 from deploy.images import LoadImage, build_and_load, code_locations
 from deploy.preflight import check_can_run
 from deploy.settings import (
@@ -27,12 +26,13 @@ from deploy.settings import (
     TEST_ENV_SECRET,
     DeploymentSettings,
 )
+from images.dagster import check_dagster_version
 from observation.kube import watch_until
 from reports.collect import Evidence, failure_dump
 from reports.evidence import claims_of, label_test, title_of, title_test
+from reports.launches import LAUNCHES
 from reports.redact import register_secret
-from workloads.dagster_images import check_dagster_version
-from workloads.hold import holding, remove_releases
+from suites.hold import holding, remove_releases
 
 SUITE_LABEL = "dkc.dagster.io/suite"
 
@@ -70,7 +70,7 @@ class DeploymentPool:
             (config.getoption("--chart"), config.getoption("--helm-values"))
             if config.getoption("--dagster") == "helm" else None)
         self.deployed: dict[str, Deployment] = {}
-        self.failed: dict[str, ClusterError] = {}
+        self.failed: dict[str, DkcError] = {}
 
     def get(self, combination: str) -> Deployment:
         if combination in self.failed:  # one failed bring-up per session, not one per test module
@@ -79,7 +79,7 @@ class DeploymentPool:
             try:
                 self.deployed[combination] = (self._existing(combination) if self.existing
                                               else self._deploy(combination))
-            except ClusterError as exc:
+            except DkcError as exc:
                 self.failed[combination] = exc
                 raise
         return self.deployed[combination]
@@ -136,7 +136,7 @@ def existing_dagster(api: client.ApiClient, config: pytest.Config) -> Discovered
     found = discover(api, namespace, selectors)
     missing = missing_access(api, namespace, chaos=config.getoption("--allow-chaos"))
     if missing:
-        raise ClusterError(f"the suite's identity may not {'; '.join(missing)}: grant it, or choose another identity "
+        raise DkcError(f"the suite's identity may not {'; '.join(missing)}: grant it, or choose another identity "
                            f"with --kubeconfig/--context")
     for secret in (found.postgres_password, found.test_secret_value):
         register_secret(secret)  # searched for in pods, never in a report
@@ -151,7 +151,7 @@ def deployments(kube: client.ApiClient, load_image: LoadImage, pytestconfig: pyt
             existing = existing_dagster(kube, pytestconfig)
         else:
             check_dagster_version(pytestconfig.getoption("--dagster-version"))
-    except ClusterError as exc:
+    except DkcError as exc:
         pytest.exit(f"dkc: error: {exc}", returncode=2)
     pool = DeploymentPool(kube, load_image, pytestconfig, existing)
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
@@ -176,7 +176,7 @@ def dagster(request: pytest.FixtureRequest, deployments: DeploymentPool) -> Depl
     with capture.global_and_fixture_disabled():
         try:
             return deployments.get(combination)
-        except ClusterError as exc:
+        except DkcError as exc:
             failure = str(exc) if deployments.existing else f"deploying {combination} failed: {exc}"
     pytest.fail(failure, pytrace=False)  # outside the except: one line, no chained traceback
 
@@ -207,7 +207,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     deployment, started, first_launch = item.stash[_STARTED]
     try:
-        report.sections.append(("dagster evidence", failure_dump(deployment, started, LAUNCHED_RUNS[first_launch:])))
+        report.sections.append(("dagster evidence", failure_dump(deployment, started, LAUNCHES.since(first_launch))))
     except Exception as exc:  # evidence is for the reader; it never changes the verdict
         report.sections.append(("dagster evidence", f"not collected: {type(exc).__name__}: {exc}"))
 
@@ -226,7 +226,7 @@ def report_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     if "dagster" not in request.fixturenames:
         yield
         return
-    node.stash[_STARTED] = (request.getfixturevalue("dagster"), time.time(), len(LAUNCHED_RUNS))
+    node.stash[_STARTED] = (request.getfixturevalue("dagster"), time.time(), LAUNCHES.mark())
     if not request.config.getoption("--alluredir", None):
         yield
         return

@@ -21,12 +21,12 @@ from kubernetes import client
 
 from chaos.faults import apply, celery_worker_fault
 from clusters import ClusterInfo
+from common.waits import Observation, WaitTimeout, wait_for
 from deploy.bringup import Deployment
 from deploy.discover import concurrency
-from observation.runs import footprint, most_at_once
-from observation.waits import Observation, WaitTimeout, wait_for
+from observation.runs import most_at_once
 from suites import only
-from workloads.hold import holding, release
+from suites.hold import holding, release
 from workloads.locations.conformance.definitions import FAN_OUT_WIDTH
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c8]
@@ -54,7 +54,7 @@ def test_step_pods_running_at_once_never_exceed_the_celery_workers_concurrency(d
     capacity = celery_capacity(dagster)
 
     run_id = dagster.run_to_success("fan_out", timeout=600)
-    step_pods = footprint(dagster, run_id).step_pods
+    step_pods = dagster.footprint(run_id).step_pods
     peak = most_at_once([running_interval(pod) for pod in step_pods])
     pickups = [e for e in dagster.webserver.run_events(run_id) if "picked up by Celery" in (e.message or "")]
 

@@ -12,9 +12,9 @@ import pytest
 
 from chaos.faults import ControlPlane, apply, daemon_fault
 from clusters import ClusterInfo
+from common.waits import Observation, wait_for
 from deploy.bringup import Deployment
 from observation.kube import pod_uids, wait_gone
-from observation.waits import Observation, wait_for
 from workloads.locations.conformance.definitions import SCHEDULE_NAME, SENSOR_NAME
 
 pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.needs_cluster, pytest.mark.c5]

@@ -13,7 +13,7 @@ from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import deserialize_value
 
 from deploy.bringup import Deployment
-from observation.runs import STEP_ARGS_ENV, env_of, footprint, step_args_json, step_reports
+from observation.runs import STEP_ARGS_ENV, env_of, step_args_json
 from suites import only
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
@@ -24,8 +24,8 @@ def test_multiprocess_steps_run_as_processes_of_the_run_pod(dagster: Deployment)
     only(dagster, "k8s-multiprocess")
 
     run_id = dagster.run_to_success("report")
-    found = footprint(dagster, run_id)
-    reports = step_reports(dagster, run_id)
+    found = dagster.footprint(run_id)
+    reports = dagster.step_reports(run_id)
 
     assert [j.metadata.name for j in found.run_jobs] == [f"dagster-run-{run_id}"], "expected exactly one run Job"
     assert not found.step_jobs, f"multiprocess made step Jobs: {[j.metadata.name for j in found.step_jobs]}"
@@ -41,8 +41,8 @@ def test_each_step_runs_in_its_own_job_with_its_own_step_args(dagster: Deploymen
     only(dagster, "k8s-job")
 
     run_id = dagster.run_to_success("report")
-    found = footprint(dagster, run_id)
-    reports = step_reports(dagster, run_id)
+    found = dagster.footprint(run_id)
+    reports = dagster.step_reports(run_id)
 
     assert len(found.run_jobs) == 1, f"expected one run Job, found {[j.metadata.name for j in found.run_jobs]}"
     assert len(found.step_jobs) == len(reports) == 1, (

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 
 from deploy.bringup import Deployment
-from observation.runs import RunFootprint, footprint
+from observation.runs import RunFootprint
 from suites.expected import missing_from_spec, wrong_in_process
 from suites.test_security import leaks_in, skip_if_some_secret_unknown
 from workloads.locations.conformance.definitions import EXTERNAL_MARKER, external_jobs_run_config
@@ -49,7 +49,7 @@ def external_run(dagster: Deployment) -> ExternalRun:
     run_id = dagster.webserver.launch_run(dagster.job("external_jobs"), launching.name,
                                           run_config=external_jobs_run_config(given.image))
     dagster.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=400)
-    return ExternalRun(run_id, given.image, given.name, footprint(dagster, run_id))
+    return ExternalRun(run_id, given.image, given.name, dagster.footprint(run_id))
 
 
 def seen_inside(dagster: Deployment, pod: client.V1Pod) -> dict[str, str]:

@@ -19,12 +19,12 @@ import pytest
 from chaos.faults import CONTROL_PLANE_FAULTS, ControlPlane, apply, control_plane_fault, webserver_fault
 from chaos.load import RequestLoop
 from clusters import ClusterInfo
+from common.waits import Observation, wait_for
+from dagster_api import DagsterWebserver
 from deploy.bringup import Deployment, reconfigured
-from deploy.graphql import DagsterWebserver
 from deploy.images import LOCATION_NAMES
 from observation.kube import pod_uids
-from observation.waits import Observation, wait_for
-from workloads.hold import release
+from suites.hold import release
 
 pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.needs_cluster]
 

@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from deploy.bringup import Deployment
-from observation.runs import RunFootprint, footprint
+from observation.runs import RunFootprint
 from suites import only
 from workloads.locations.conformance.definitions import JOB_TAG_RESOURCES, OP_TAG_ANNOTATION
 
@@ -65,13 +65,13 @@ def one_run_pod(found: RunFootprint) -> client.V1Pod:
 @pytest.fixture(scope="module")
 def tagged_run(dagster: Deployment) -> RunFootprint:
     """One run of the job whose job tag sets resources and whose op tag annotates its step pod."""
-    return footprint(dagster, dagster.run_to_success("tagged"))
+    return dagster.footprint(dagster.run_to_success("tagged"))
 
 
 def test_instance_run_k8s_config_reaches_run_pods(dagster: Deployment) -> None:
     only(dagster, "k8s-multiprocess", "k8s-job")  # CeleryK8sRunLauncher has no run_k8s_config
     needs_instance_settings(dagster)
-    pod = one_run_pod(footprint(dagster, dagster.run_to_success("ping")))
+    pod = one_run_pod(dagster.footprint(dagster.run_to_success("ping")))
     resources, node_selector = instance_resources(dagster), instance_node_selector(dagster)
 
     assert includes(resources_of(pod), resources), (
@@ -105,7 +105,7 @@ def test_an_op_tag_reaches_the_pod_of_its_step(dagster: Deployment, tagged_run: 
 def test_step_pods_inherit_the_run_pods_settings_from_the_instance(dagster: Deployment) -> None:
     only(dagster, "k8s-job")  # CeleryK8sRunLauncher has no run_k8s_config to inherit
     needs_instance_settings(dagster)
-    found = footprint(dagster, dagster.run_to_success("ping"))
+    found = dagster.footprint(dagster.run_to_success("ping"))
     run_pod = one_run_pod(found)
     assert found.step_pods, f"no step pod for run {found.run_id}"
 

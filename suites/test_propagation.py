@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from deploy.bringup import Deployment
-from observation.runs import footprint, step_reports
 from suites.expected import missing_from_spec, wrong_in_process
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
@@ -26,13 +25,13 @@ CELERY_STEP_POD_CONTEXT = pytest.mark.xfail(strict=True, reason=(
 
 def _c10_run_pod(dagster: Deployment) -> None:
     run_id = dagster.run_to_success("report")
-    found = footprint(dagster, run_id)
+    found = dagster.footprint(run_id)
 
     assert found.run_pods, f"no run pod found for run {run_id}"
     missing = missing_from_spec(found.run_pods[0])
     assert not missing, f"run pod {found.run_pods[0].metadata.name} spec lacks: {', '.join(missing)}"
     if dagster.settings.combination == "k8s-multiprocess":  # the step ran inside the run pod's process tree
-        wrong = wrong_in_process(dagster, step_reports(dagster, run_id)["report"])
+        wrong = wrong_in_process(dagster, dagster.step_reports(run_id)["report"])
         assert not wrong, f"inside the run pod's process: {', '.join(wrong)}"
 
 
@@ -53,8 +52,8 @@ def test_code_location_env_reaches_step_pods_in_spec_and_process(
         request.applymarker(CELERY_STEP_POD_CONTEXT)
 
     run_id = dagster.run_to_success("report")
-    found = footprint(dagster, run_id)
-    report = step_reports(dagster, run_id)["report"]
+    found = dagster.footprint(run_id)
+    report = dagster.step_reports(run_id)["report"]
 
     assert found.step_pods, f"no step pod found for run {run_id}"
     missing = missing_from_spec(found.step_pods[0])
@@ -70,8 +69,8 @@ def test_each_code_locations_image_runs_its_runs_and_steps(dagster: Deployment) 
 
     for location, image in images.items():
         run_id = dagster.run_to_success("report", location=location)
-        found = footprint(dagster, run_id)
-        reports = step_reports(dagster, run_id)
+        found = dagster.footprint(run_id)
+        reports = dagster.step_reports(run_id)
 
         for pod in found.pods:
             used = pod.spec.containers[0].image

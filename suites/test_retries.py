@@ -12,10 +12,9 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
+from common.waits import Observation, holds_for, wait_for
+from dagster_api import RunInfo
 from deploy.bringup import Deployment
-from deploy.graphql import RunInfo
-from observation.runs import footprint
-from observation.waits import Observation, holds_for, wait_for
 from suites import only
 
 pytestmark = [pytest.mark.needs_cluster]
@@ -62,7 +61,7 @@ def test_a_failed_run_is_retried_by_dagster_exactly_n_times(dagster: Deployment)
         assert retry.root_run_id == root, f"retry {retry.run_id} names root {retry.root_run_id}, not {root}"
         assert retry.status.value == "FAILURE", f"retry {retry.run_id} ended {retry.status.value}"
     for run_id in [root, *(r.run_id for r in retries)]:
-        found = footprint(dagster, run_id)
+        found = dagster.footprint(run_id)
         assert [j.metadata.name for j in found.run_jobs] == [f"dagster-run-{run_id}"], (
             f"run {run_id} has run Jobs {[j.metadata.name for j in found.run_jobs]}, expected exactly one")
         assert found.run_jobs[0].spec.backoff_limit == 0, f"run Job of {run_id} lets Kubernetes retry it"
@@ -95,7 +94,7 @@ def test_a_retried_step_runs_in_a_new_step_job(dagster: Deployment) -> None:
     only(dagster, "k8s-job", "celery-k8s")
     run_id = dagster.run_to_success("flaky")
 
-    step_jobs = sorted(j.metadata.name for j in footprint(dagster, run_id).step_jobs)
+    step_jobs = sorted(j.metadata.name for j in dagster.footprint(run_id).step_jobs)
 
     assert len(step_jobs) == 2, f"expected a step Job for the attempt and one for the retry, found {step_jobs}"
     first, retry = step_jobs

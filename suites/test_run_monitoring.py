@@ -24,8 +24,7 @@ from chaos import run as chaos_run
 from clusters import ClusterInfo
 from deploy.bringup import Deployment, reconfigured
 from observation.kube import wait_gone, watch_until
-from observation.runs import footprint
-from workloads.hold import holding, release
+from suites.hold import holding, release
 
 pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.needs_cluster, pytest.mark.c14]
 
@@ -73,7 +72,7 @@ def test_a_run_whose_run_worker_is_lost_is_marked_failed_within_the_poll_interva
         pytest.skip(f"the instance in {dagster.namespace} does not monitor runs without resuming them (run monitoring "
                     f"{settings.run_monitoring}, max_resume_run_attempts {settings.max_resume_run_attempts})")
     assert settings.run_monitoring and settings.max_resume_run_attempts == 0, "needs run monitoring without resume"
-    before = footprint(dagster, held_run)
+    before = dagster.footprint(held_run)
     assert len(before.run_pods) == 1 and len(before.run_jobs) == 1, (
         f"expected one run Job and pod for {held_run}: {[p.metadata.name for p in before.run_pods]}")
     pod, job = before.run_pods[0], before.run_jobs[0]
@@ -125,7 +124,7 @@ def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
         pytest.skip("CeleryK8sRunLauncher cannot resume runs: Dagster refuses to start an instance that sets "
                     "max_resume_run_attempts > 0 with it (its lost runs are marked FAILURE, checked above)")
     with resuming(dagster) as resumable, holding(resumable) as run_id:
-        pod = footprint(resumable, run_id).run_pods[0]
+        pod = resumable.footprint(run_id).run_pods[0]
         journal = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment,
                                 {**resumable.chaos_variables, "run_id": run_id},
                                 tmp_path_factory.mktemp("chaos") / f"{fault.name}.json", cluster.kubeconfig,

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from deploy.bringup import Deployment
-from observation.runs import STEP_ARGS_ENV, env_of, footprint, step_args_json
+from observation.runs import STEP_ARGS_ENV, env_of, step_args_json
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c16]
 
@@ -53,7 +53,7 @@ def skip_if_some_secret_unknown(dagster: Deployment) -> None:
 
 def test_no_secret_value_in_run_or_step_pods(dagster: Deployment) -> None:
     run_id = dagster.run_to_success("report")
-    pods = footprint(dagster, run_id).pods
+    pods = dagster.footprint(run_id).pods
     assert pods, f"no pods found for run {run_id}"
 
     leaks = leaks_in(dagster, pods)

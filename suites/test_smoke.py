@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 
 from clusters import ClusterInfo
+from images.smoke import smoke_image
 from observation.kube import job_condition, job_summary, pod_summary, wait_job_finished, wait_pod_finished
-from workloads.smoke import smoke_image
 
 pytestmark = [pytest.mark.smoke, pytest.mark.needs_cluster]
 

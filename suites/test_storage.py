@@ -13,11 +13,11 @@ import time
 import pytest
 
 from chaos.load import RequestLoop
+from common.waits import Observation, wait_for
+from dagster_api import DagsterApiError
 from deploy.bringup import Deployment
-from deploy.graphql import DagsterApiError
 from deploy.settings import COMBINATIONS, RELEASE
 from observation.kube import pod_ready, pod_summary, wait_gone, wait_replacement_ready
-from observation.waits import Observation, wait_for
 from reports.evidence import attach_json, step
 
 pytestmark = [pytest.mark.conformance, pytest.mark.chaos, pytest.mark.needs_cluster]

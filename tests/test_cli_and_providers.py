@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import build_parser, main, pytest_argv
 from clusters import ClusterError, PreflightError, ProviderOptions, get_provider
-from clusters.cli import build_parser, main, pytest_argv
 from clusters.kind import config_file, create_command
 from clusters.local import build
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clusters.errors import PreflightError
-from workloads import dagster_images as di
+from common.errors import PreflightError
+from images import dagster as di
 
 PIP_INDEX_OUTPUT = """\
 dagster (1.13.29)

@@ -8,9 +8,10 @@ import pytest
 from dagster import DagsterRunStatus
 from kubernetes import client
 
-from deploy.graphql import RunEvent, python_error_text
+from dagster_api import RunEvent
+from dagster_api.parse import python_error_text
 from observation.failures import container_problems, first_error, pod_problems, run_failure_cause
-from workloads import hold
+from suites import hold
 from workloads.locations.conformance.definitions import HOLDING_MESSAGE
 
 

@@ -10,14 +10,14 @@ import pytest
 import yaml
 from kubernetes import client
 
-from clusters.errors import PreflightError
+from common.errors import PreflightError
 from deploy import settings as s
 from deploy.helm import HelmRelease, helm_build, kubeconfig_text
 from deploy.helm_deploy import suite_objects
 from deploy.helm_values import chart_problem, chart_values, missing_subcharts, option_problem, user_values
 from deploy.images import code_locations
 from deploy.settings import DeploymentSettings, HelmChart, Images
-from workloads.chart_busybox import NSLOOKUP
+from images.busybox import NSLOOKUP
 
 BUSYBOX = "docker.io/local/dkc-chart-busybox:abc"
 

@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from clusters import images
+from images import oci
 
 
 def test_short_names_are_qualified_like_the_kubelet_does() -> None:
-    assert images.qualify("busybox") == "docker.io/library/busybox"
-    assert images.qualify("local/pause:1") == "docker.io/local/pause:1"
-    assert images.qualify("registry.example:5000/x:1") == "registry.example:5000/x:1"
+    assert oci.qualify("busybox") == "docker.io/library/busybox"
+    assert oci.qualify("local/pause:1") == "docker.io/local/pause:1"
+    assert oci.qualify("registry.example:5000/x:1") == "registry.example:5000/x:1"
 
 
 def test_archive_is_an_oci_layout_with_matching_digests(tmp_path: Path) -> None:
     layer = tmp_path / "layer.tar"
-    images.write_layer_from_files([("/bin/tool", b"#!/bin/sh\n", 0o755)], layer, links=[("/bin/alias", "tool")])
-    spec = images.ImageSpec(name="local/thing:abc", entrypoint=["/bin/tool"], env={"A": "1"})
-    archive = images.write_archive(spec, layer, tmp_path / "thing.tar")
+    oci.write_layer_from_files([("/bin/tool", b"#!/bin/sh\n", 0o755)], layer, links=[("/bin/alias", "tool")])
+    spec = oci.ImageSpec(name="local/thing:abc", entrypoint=["/bin/tool"], env={"A": "1"})
+    archive = oci.write_archive(spec, layer, tmp_path / "thing.tar")
 
     with tarfile.open(archive) as tar:
         blobs = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
@@ -52,10 +52,10 @@ def _blobs(archive: Path) -> dict[str, bytes]:
 
 def test_several_layers_are_stored_bottom_first_with_matching_diff_ids(tmp_path: Path) -> None:
     base, code = tmp_path / "base.tar", tmp_path / "code.tar"
-    images.write_layer_from_files([("/opt/app/base.txt", b"base\n", 0o644)], base)
-    images.write_layer_from_files([("/opt/app/loc/defs.py", b"x = 1\n", 0o644)], code)
-    spec = images.ImageSpec(name="local/loc:1")
-    blobs = _blobs(images.write_archive(spec, [base, code], tmp_path / "loc.tar"))
+    oci.write_layer_from_files([("/opt/app/base.txt", b"base\n", 0o644)], base)
+    oci.write_layer_from_files([("/opt/app/loc/defs.py", b"x = 1\n", 0o644)], code)
+    spec = oci.ImageSpec(name="local/loc:1")
+    blobs = _blobs(oci.write_archive(spec, [base, code], tmp_path / "loc.tar"))
 
     index = json.loads(blobs["index.json"])
     manifest = json.loads(blobs[f"blobs/sha256/{index['manifests'][0]['digest'][7:]}"])
@@ -72,8 +72,8 @@ def test_several_layers_are_stored_bottom_first_with_matching_diff_ids(tmp_path:
 
 def test_a_layer_used_twice_is_one_blob(tmp_path: Path) -> None:
     layer = tmp_path / "layer.tar"
-    images.write_layer_from_files([("/a", b"a", 0o644)], layer)
-    archive = images.write_archive(images.ImageSpec(name="local/twice:1"), [layer, layer], tmp_path / "twice.tar")
+    oci.write_layer_from_files([("/a", b"a", 0o644)], layer)
+    archive = oci.write_archive(oci.ImageSpec(name="local/twice:1"), [layer, layer], tmp_path / "twice.tar")
     with tarfile.open(archive) as tar:
         names = [m.name for m in tar.getmembers()]
     assert len(names) == len(set(names)) == 5  # oci-layout, index, config, manifest, one layer blob
@@ -82,21 +82,21 @@ def test_a_layer_used_twice_is_one_blob(tmp_path: Path) -> None:
 def test_cached_image_stacks_base_layers_and_keys_on_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DKC_CACHE_DIR", str(tmp_path / "cache"))
     base_a, base_b = tmp_path / "base-aaa.tar", tmp_path / "base-bbb.tar"
-    images.write_layer_from_files([("/base", b"a", 0o644)], base_a)
-    images.write_layer_from_files([("/base", b"b", 0o644)], base_b)
-    spec = images.ImageSpec(name="local/stacked:1")
+    oci.write_layer_from_files([("/base", b"a", 0o644)], base_a)
+    oci.write_layer_from_files([("/base", b"b", 0o644)], base_b)
+    spec = oci.ImageSpec(name="local/stacked:1")
     calls: list[Path] = []
 
     def top(out: Path) -> None:
         calls.append(out)
-        images.write_layer_from_files([("/top", b"t", 0o644)], out)
+        oci.write_layer_from_files([("/top", b"t", 0o644)], out)
 
-    first = images.cached_image(spec, ["code-1"], top, base_layers=[base_a])
-    assert images.cached_image(spec, ["code-1"], top, base_layers=[base_a]) == first
+    first = oci.cached_image(spec, ["code-1"], top, base_layers=[base_a])
+    assert oci.cached_image(spec, ["code-1"], top, base_layers=[base_a]) == first
     assert len(calls) == 1  # the second call came from the cache
-    assert images.cached_image(spec, ["code-1"], top, base_layers=[base_b]) != first
-    assert images.cached_image(spec, ["code-2"], top, base_layers=[base_a]) != first
-    only_base = images.cached_image(spec, [], base_layers=[base_a])
+    assert oci.cached_image(spec, ["code-1"], top, base_layers=[base_b]) != first
+    assert oci.cached_image(spec, ["code-2"], top, base_layers=[base_a]) != first
+    only_base = oci.cached_image(spec, [], base_layers=[base_a])
 
     manifest_layers = []
     for archive in (first, only_base):
@@ -114,8 +114,8 @@ def test_root_filesystem_layers_can_keep_whole_second_mtimes(tmp_path: Path) -> 
     (root / "lib" / "mod.py").write_text("x = 1\n")
     os.utime(root / "lib" / "mod.py", (1_700_000_000.75, 1_700_000_000.75))
     kept, reset = tmp_path / "kept.tar", tmp_path / "reset.tar"
-    images.write_layer_from_dir(root, kept, keep_mtime=True)
-    images.write_layer_from_dir(root, reset)
+    oci.write_layer_from_dir(root, kept, keep_mtime=True)
+    oci.write_layer_from_dir(root, reset)
     with tarfile.open(kept) as tar:
         member = tar.getmember("lib/mod.py")
         assert member.mtime == 1_700_000_000 and not member.pax_headers  # no PAX block per file

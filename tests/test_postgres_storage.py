@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from clusters.errors import ClusterError
+from common.waits import Observation, wait_for
 from deploy import manifests, postgres_storage
 from deploy import settings as s
+from deploy.errors import DeployError
 from deploy.settings import CodeLocation, DeploymentSettings, Images, PostgresVolume
-from observation.waits import Observation, wait_for
-from workloads.dagster_images import POSTGRES_ENTRYPOINT
+from images.dagster import POSTGRES_ENTRYPOINT
 
 VOLUME = postgres_storage.new_volume("ns", "node-a", token="0123abcd")
 
@@ -105,7 +105,7 @@ def test_the_data_goes_to_the_first_ready_untainted_node() -> None:
 
 
 def test_no_node_for_the_data_is_one_line_naming_the_fix() -> None:
-    with pytest.raises(ClusterError) as failure:
+    with pytest.raises(DeployError) as failure:
         postgres_storage.schedulable_hostname([node("a", cordoned=True), node("b", taint="x")])
     message = str(failure.value)
     assert "\n" not in message and "a (Ready, cordoned)" in message and "b (Ready, taint x)" in message

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from common.waits import WaitTimeout
+from dagster_api import LocationStatus
 from deploy import preflight
-from deploy.graphql import LocationStatus
 from deploy.settings import CodeLocation, DeploymentSettings, Images, ObjectNames
-from observation.waits import WaitTimeout
 
 
 class FakeApps:

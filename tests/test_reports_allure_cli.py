@@ -112,7 +112,7 @@ def test_generate_failure_is_one_line(tmp_path: Path) -> None:
                     reason="the real Allure CLI needs java and npm: apt-get install openjdk-17-jre-headless nodejs npm")
 def test_the_real_allure_makes_html_from_real_results(tmp_path: Path) -> None:
     """Install (or reuse) the real CLI in the shared cache, then report on a throwaway pytest session."""
-    from clusters.cache import cache_root
+    from images.cache import cache_root
 
     (tmp_path / "test_tiny.py").write_text(
         "import pytest\n\ndef test_ok():\n    pass\n\ndef test_bad():\n    assert 1 == 2\n\n"

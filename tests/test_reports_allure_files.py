@@ -78,7 +78,7 @@ def test_categories_file_and_what_each_category_catches(tmp_path: Path) -> None:
     assert category("chaos.faults.FaultNotApplied: fault webserver not applied: no pod", "failed") == [
         "Fault not applied"]
     assert category("chaos.run.ExperimentError: activity kill failed", "broken") == ["Fault not applied"]
-    assert category("observation.waits.WaitTimeout: timed out after 30s waiting for\nthe pod", "broken") == [
+    assert category("common.waits.WaitTimeout: timed out after 30s waiting for\nthe pod", "broken") == [
         "Infrastructure / timeout"]
     assert category("deploy.bringup.DeployError: pod x CrashLoopBackOff", "broken") == ["Infrastructure / timeout"]
     assert category("AssertionError: run ended FAILURE\nassert 'FAILURE' == 'SUCCESS'", "failed") == [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clusters.errors import BuildError
-from workloads import rootfs
+from common.errors import BuildError
+from images import rootfs
 
 ONE_LINE = """\
 # deb cdrom:[Debian GNU/Linux 12]/ bookworm main

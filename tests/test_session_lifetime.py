@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from clusters import ClusterInfo, ClusterStatus, ProviderOptions, cli, session
-from clusters.signals import Interrupts, signal_all, worker_pids
-from observation.waits import Observation, wait_for
+from cli import main as cli
+from clusters import ClusterInfo, ClusterStatus, ProviderOptions, session
+from common.signals import Interrupts, signal_all, worker_pids
+from common.waits import Observation, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,7 +216,7 @@ SESSION_CONFTEST = """
 import os, time
 from pathlib import Path
 import pytest
-from clusters.signals import SessionSignals
+from common.signals import SessionSignals
 
 LOG = Path(os.environ["PROBE_LOG"])
 
@@ -290,7 +291,7 @@ def test_an_interrupted_xdist_session_tears_every_worker_down_first(tmp_path: Pa
 
 SWALLOWING = """
 import os, signal, sys, time
-from clusters.signals import Interrupts
+from common.signals import Interrupts
 Interrupts(say=lambda line: None).install()
 
 class Finalized:

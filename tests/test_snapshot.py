@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
-from deploy.graphql import RunEvent
+from dagster_api import RunEvent
 from observation.snapshot import as_documents, event_log, events_since
 
 T0 = datetime(2026, 11, 24, 20, 0, 0, tzinfo=timezone.utc)

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import pytest
 from kubernetes import client
 
+from common.waits import Observation, wait_for
 from observation.timeline import PodSpan, PodTimeline, component_of, fold
-from observation.waits import Observation, wait_for
 from reports.timeline import MAX_ROWS, render_png
 
 T0 = 1_700_000_000.0  # the recording starts here

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
+from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 
 
 class FakeClock:
@@ -54,7 +54,7 @@ def test_transient_errors_are_retried_and_reported() -> None:
 
 
 def test_holds_for_watches_the_whole_window_and_names_the_break() -> None:
-    from observation.waits import ConditionBroke, holds_for
+    from common.waits import ConditionBroke, holds_for
 
     now = [0.0]
 

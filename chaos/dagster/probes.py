@@ -13,9 +13,9 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import config
 
-from deploy.graphql import DagsterApiError, DagsterWebserver
+from common.waits import Observation, WaitTimeout, wait_for
+from dagster_api import DagsterApiError, DagsterWebserver
 from deploy.settings import WEBSERVER, WEBSERVER_PORT
-from observation.waits import Observation, WaitTimeout, wait_for
 
 __all__ = ["code_location_loaded", "daemon_healthy", "run_status", "webserver_answers"]
 

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 from clusters.errors import ClusterError, PreflightError
-from clusters.phases import phase, say
 from clusters.provider import ClusterInfo, ClusterStatus, Provider, ProviderOptions
 from clusters.readiness import api_client, server_version, wait_ready
+from common.progress import phase, say
 
 CONFIG_DIR = Path(__file__).parent
 

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clusters.cache import cache_root, inputs_key
 from clusters.errors import BuildError, PreflightError
-from clusters.phases import phase, say
+from common.progress import phase, say
+from images.cache import cache_root, inputs_key
 
 DEFAULT_K8S_VERSION = "v1.34.4"
 DEFAULT_ETCD_VERSION = "v3.6.16"

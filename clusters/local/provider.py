@@ -9,14 +9,15 @@ from pathlib import Path
 
 from kubernetes import client
 
-from clusters import images, manifests
+from clusters import manifests
 from clusters.errors import ClusterError, PreflightError
 from clusters.local import build, config, host, pki
 from clusters.local.topology import Node, Topology
-from clusters.phases import phase, say
 from clusters.provider import ClusterInfo, ClusterStatus, Provider, ProviderOptions
 from clusters.readiness import api_client, server_version, wait_ready
-from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
+from common.progress import phase, say
+from common.waits import Observation, TerminalState, WaitTimeout, wait_for
+from images import oci
 
 MARKER = "cluster.json"  # in the state dir: this cluster was made by us, with these settings
 
@@ -142,13 +143,13 @@ class LocalProvider(Provider):
         """The sandbox (pause) and CoreDNS images, each a single static binary."""
         made = {}
         for name, tag in (("pause", bins["pause"].parent.name), ("coredns", bins["coredns"].parent.name)):
-            spec = images.ImageSpec(name=f"local/{name}:{tag}", entrypoint=[f"/{name}"])
+            spec = oci.ImageSpec(name=f"local/{name}:{tag}", entrypoint=[f"/{name}"])
             binary = bins[name]
 
             def layer(out: Path, binary: Path = binary, name: str = name) -> None:
-                images.write_layer_from_files([(f"/{name}", binary, 0o755)], out)
+                oci.write_layer_from_files([(f"/{name}", binary, 0o755)], out)
 
-            made[name] = (spec.reference, images.cached_image(spec, [binary.parent.name], layer))
+            made[name] = (spec.reference, oci.cached_image(spec, [binary.parent.name], layer))
         return made
 
     def _components(self) -> list[config.Component]:

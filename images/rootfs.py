@@ -29,10 +29,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clusters.cache import cache_root, inputs_key, lock
-from clusters.errors import BuildError, PreflightError
-from clusters.images import write_layer_from_dir
-from clusters.phases import phase, say
+from common.errors import BuildError, PreflightError
+from common.progress import phase, say
+from images.cache import cache_root, inputs_key, lock
+from images.oci import write_layer_from_dir
 
 SUITE = "bookworm"
 # Bump when the way a root filesystem is built changes, so old cache entries are not reused.

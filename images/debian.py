@@ -8,8 +8,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from clusters.cache import cache_root
-from clusters.errors import BuildError, PreflightError
+from common.errors import BuildError, PreflightError
+from images.cache import cache_root
 
 
 def download_deb(package: str) -> Path:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from clusters import images
-from workloads import debian
+from images import debian, oci
 
 NAME = "local/dkc-smoke"
 APPLETS = ("sh", "nslookup", "wget", "cat", "echo", "sleep", "hostname", "env", "nc", "ls", "grep")
@@ -16,7 +15,7 @@ def smoke_image() -> tuple[str, Path]:
     """(image reference, archive) of the smoke image, built once per busybox-static package version."""
     deb = debian.download_deb("busybox-static")
     tag = debian.sha256(deb)[:12]
-    spec = images.ImageSpec(name=f"{NAME}:{tag}", entrypoint=["/bin/sh"], env={"PATH": "/bin"})
+    spec = oci.ImageSpec(name=f"{NAME}:{tag}", entrypoint=["/bin/sh"], env={"PATH": "/bin"})
 
     def layer(out: Path) -> None:
         with tempfile.TemporaryDirectory() as root:
@@ -26,6 +25,6 @@ def smoke_image() -> tuple[str, Path]:
                 ("/bin/busybox", busybox, 0o755),
                 ("/etc/passwd", b"root:x:0:0:root:/:/bin/sh\n", 0o644),
             ]
-            images.write_layer_from_files(files, out, links=[(f"/bin/{a}", "busybox") for a in APPLETS])
+            oci.write_layer_from_files(files, out, links=[(f"/bin/{a}", "busybox") for a in APPLETS])
 
-    return spec.reference, images.cached_image(spec, [deb.name], layer)
+    return spec.reference, oci.cached_image(spec, [deb.name], layer)

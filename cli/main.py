@@ -18,9 +18,10 @@ from contextlib import suppress
 from pathlib import Path
 from types import FrameType
 
-from clusters import PROVIDERS, ClusterError, ProviderOptions, get_provider
+from clusters import PROVIDERS, ProviderOptions, get_provider
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.session import adopt
+from common.errors import DkcError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REPORT_DIR = PROJECT_ROOT / "reports" / "out"
@@ -115,7 +116,7 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _allure_html() -> None:
     """The HTML report from the session's (already redacted) Allure results; a missing prerequisite is one line."""
-    from clusters.cache import cache_root
+    from images.cache import cache_root
     from reports.allure_cli import ensure_allure, generate_html
 
     results = REPORT_DIR / "allure-results"
@@ -123,7 +124,7 @@ def _allure_html() -> None:
         return
     try:
         index = generate_html(results, REPORT_DIR / "allure-report", allure=ensure_allure(cache_root()))
-    except ClusterError as exc:
+    except DkcError as exc:
         print(f"dkc: no HTML report: {exc}", file=sys.stderr)
         return
     print(f"dkc: report {index}  (JUnit {REPORT_DIR / 'junit.xml'}, matrix {REPORT_DIR / 'matrix.md'})",
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if status.healthy else 1
         elif args.command == "kubeconfig":
             print(provider.kubeconfig())
-    except ClusterError as exc:
+    except DkcError as exc:
         print(f"dkc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """The images a Dagster deployment on the local cluster runs: Dagster itself, its code locations,
 PostgreSQL (run/event storage) and Redis (the Celery broker).
 
-All are Debian bookworm root filesystems (workloads.rootfs) turned into OCI archives (clusters.images)
+All are Debian bookworm root filesystems (images.rootfs) turned into OCI archives (images.oci)
 without an engine or a registry, each cached under a tag derived from its inputs. Every function
 returns (fully qualified image reference, archive path) ready for ``ctr images import``.
 
@@ -18,11 +18,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from clusters import images
-from clusters.cache import inputs_key
-from clusters.errors import PreflightError
-from clusters.phases import phase
-from workloads.rootfs import RootfsRecipe, build_rootfs
+from common.errors import PreflightError
+from common.progress import phase
+from images import oci
+from images.cache import inputs_key
+from images.rootfs import RootfsRecipe, build_rootfs
 
 DAGSTER_VERSION = "1.13.27"
 DAGSTER_ROOT = "/opt/dagster"
@@ -121,10 +121,10 @@ def dagster_recipe(version: str = DAGSTER_VERSION) -> RootfsRecipe:
     )
 
 
-def dagster_spec(name: str, tag: str, version: str) -> images.ImageSpec:
+def dagster_spec(name: str, tag: str, version: str) -> oci.ImageSpec:
     """tini as PID 1 (reaps the processes runs and steps leave), the venv first on PATH, and no
     command of its own: Dagster's launchers pass the ``dagster ...`` arguments."""
-    return images.ImageSpec(
+    return oci.ImageSpec(
         name=f"{name}:{tag}",
         entrypoint=["/usr/bin/tini", "--"],
         cmd=["dagster", "--version"],
@@ -148,7 +148,7 @@ def dagster_image(version: str = DAGSTER_VERSION) -> tuple[str, Path]:
     """``local/dagster:<version>-<key>``: webserver, daemon, run and step pods, Celery workers."""
     recipe, layer = _dagster_layer(version)
     spec = dagster_spec("local/dagster", f"{version}-{recipe.key[:12]}", version)
-    return spec.reference, images.cached_image(spec, [], base_layers=[layer])
+    return spec.reference, oci.cached_image(spec, [], base_layers=[layer])
 
 
 def code_files(source_dir: Path) -> list[tuple[str, Path, int]]:
@@ -174,7 +174,7 @@ def code_digest(files: Sequence[tuple[str, Path, int]]) -> str:
 
 
 def code_location_spec(name: str, files: Sequence[tuple[str, Path, int]], base_key: str, version: str
-                       ) -> images.ImageSpec:
+                       ) -> oci.ImageSpec:
     """The code location's image spec; its tag covers the Dagster base and the code."""
     tag = f"{version}-{inputs_key(base_key, code_digest(files))[:12]}"
     return dagster_spec(f"local/dagster-code-{name}", tag, version)
@@ -192,9 +192,9 @@ def code_location_image(name: str, source_dir: Path, version: str = DAGSTER_VERS
     spec = code_location_spec(name, files, recipe.key, version)
 
     def code_layer(out: Path) -> None:
-        images.write_layer_from_files([(f"{DAGSTER_APP}/{name}/{rel}", path, mode) for rel, path, mode in files], out)
+        oci.write_layer_from_files([(f"{DAGSTER_APP}/{name}/{rel}", path, mode) for rel, path, mode in files], out)
 
-    return spec.reference, images.cached_image(spec, [code_digest(files)], code_layer, base_layers=[base])
+    return spec.reference, oci.cached_image(spec, [code_digest(files)], code_layer, base_layers=[base])
 
 
 # --- PostgreSQL and Redis ------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def postgres_image() -> tuple[str, Path]:
     """``local/postgres:15-<key>``: the PostgreSQL layer plus a layer holding our entrypoint."""
     recipe = postgres_recipe()
     tag = f"{POSTGRES_MAJOR}-{inputs_key(recipe.key, POSTGRES_ENTRYPOINT_SCRIPT)[:12]}"
-    spec = images.ImageSpec(
+    spec = oci.ImageSpec(
         name=f"local/postgres:{tag}",
         entrypoint=[POSTGRES_ENTRYPOINT],
         env={"PATH": f"/usr/lib/postgresql/{POSTGRES_MAJOR}/bin:{SYSTEM_PATH}", "PGDATA": POSTGRES_DATA,
@@ -270,9 +270,9 @@ def postgres_image() -> tuple[str, Path]:
     base = build_rootfs(recipe)
 
     def entrypoint_layer(out: Path) -> None:
-        images.write_layer_from_files([(POSTGRES_ENTRYPOINT, POSTGRES_ENTRYPOINT_SCRIPT.encode(), 0o755)], out)
+        oci.write_layer_from_files([(POSTGRES_ENTRYPOINT, POSTGRES_ENTRYPOINT_SCRIPT.encode(), 0o755)], out)
 
-    return spec.reference, images.cached_image(spec, [POSTGRES_ENTRYPOINT_SCRIPT], entrypoint_layer,
+    return spec.reference, oci.cached_image(spec, [POSTGRES_ENTRYPOINT_SCRIPT], entrypoint_layer,
                                                base_layers=[base])
 
 
@@ -284,9 +284,9 @@ def redis_image() -> tuple[str, Path]:
     """``local/redis:<key>``: Debian's redis-server in the foreground, reachable from every pod, with
     no persistence (a broker for a test run needs none)."""
     recipe = redis_recipe()
-    spec = images.ImageSpec(name=f"local/redis:{recipe.key[:12]}", entrypoint=REDIS_COMMAND,
+    spec = oci.ImageSpec(name=f"local/redis:{recipe.key[:12]}", entrypoint=REDIS_COMMAND,
                             env={"PATH": SYSTEM_PATH}, workdir="/")
-    return spec.reference, images.cached_image(spec, [], base_layers=[build_rootfs(recipe)])
+    return spec.reference, oci.cached_image(spec, [], base_layers=[build_rootfs(recipe)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Self-tests for deploy.graphql: URLs, TLS and auth, parsing, one-line errors, and waits — no network.
+"""Self-tests for dagster_api: URLs, TLS and auth, parsing, one-line errors, and waits — no network.
 
 A fake requests adapter stands in for the apiserver's service proxy, so both paths (DagsterGraphQLClient over
 gql, and raw queries) run end to end on the real session; the samples are shapes a Dagster 1.13 webserver
@@ -16,8 +16,10 @@ import requests
 from dagster import DagsterRunStatus
 from kubernetes import client as k8s
 
-from deploy import graphql as g
-from observation.waits import TerminalState, WaitTimeout
+import dagster_api as g
+from common.waits import TerminalState, WaitTimeout
+from dagster_api.parse import parse_daemon_status, parse_event, parse_location_entry, parse_run
+from dagster_api.queries import RAW_QUERIES
 
 CA, CERT, KEY = "/pki/ca.crt", "/pki/admin.crt", "/pki/admin.key"
 PROXY = "https://10.0.0.1:6443/api/v1/namespaces/dkc/services/dagster-dagster-webserver:80/proxy"
@@ -199,7 +201,7 @@ def test_requests_ca_bundle_does_not_replace_the_cluster_ca(monkeypatch: pytest.
 
 
 def test_a_run_with_tags_and_lineage_is_parsed() -> None:
-    run = g.parse_run(RUN_NODE)
+    run = parse_run(RUN_NODE)
     assert run.status is DagsterRunStatus.FAILURE and run.finished
     assert run.tags["suite"] == "c07" and run.tags["dagster/parent_run_id"] == "a1"
     assert (run.parent_run_id, run.root_run_id) == ("a1", "a0"), "a retry names its parent and root"
@@ -207,7 +209,7 @@ def test_a_run_with_tags_and_lineage_is_parsed() -> None:
 
 
 def test_event_metadata_becomes_label_to_value() -> None:
-    event = g.parse_event(OUTPUT_EVENT)
+    event = parse_event(OUTPUT_EVENT)
     assert (event.kind, event.event_type, event.step_key) == ("ExecutionStepOutputEvent", "STEP_OUTPUT", "good")
     assert event.timestamp == pytest.approx(1795530243.192), "milliseconds in a string become seconds"
     assert event.metadata == {"rows": 3, "note": "fine", "ratio": 0.5, "flag": True, "js": {"a": 1},
@@ -216,19 +218,19 @@ def test_event_metadata_becomes_label_to_value() -> None:
 
 
 def test_a_plain_log_message_has_no_event_type() -> None:
-    event = g.parse_event(LOG_EVENT)
+    event = parse_event(LOG_EVENT)
     assert (event.event_type, event.message, event.level, event.metadata) == (None, "hello from good", "INFO", {})
 
 
 def test_a_step_failure_names_the_exception_the_op_raised() -> None:
-    event = g.parse_event(FAILURE_EVENT)
+    event = parse_event(FAILURE_EVENT)
     assert event.error is not None and "\n" not in event.error
     assert event.error.endswith("caused by ValueError: boom in bad"), event.error
     assert event.metadata == {"pod": "step-1"}, "failure metadata is kept"
 
 
 def test_daemon_health_is_parsed() -> None:
-    status = g.parse_daemon_status({"daemonType": "QUEUED_RUN_COORDINATOR", "healthy": False, "required": True,
+    status = parse_daemon_status({"daemonType": "QUEUED_RUN_COORDINATOR", "healthy": False, "required": True,
                                     "lastHeartbeatTime": 1795530100.5,
                                     "lastHeartbeatErrors": [{"message": "OperationalError: could not\nconnect"}]})
     assert status == g.DaemonStatus("QUEUED_RUN_COORDINATOR", False, True, 1795530100.5,
@@ -243,7 +245,7 @@ def test_daemon_health_is_parsed() -> None:
      False, "DagsterUserCodeUnreachableError: UNAVAILABLE"),
 ])
 def test_location_load_status_is_parsed(entry: dict[str, Any], loaded: bool, error: str | None) -> None:
-    status = g.parse_location_entry(entry)
+    status = parse_location_entry(entry)
     assert (status.loaded, status.error) == (loaded, error), status.describe()
 
 
@@ -252,7 +254,7 @@ def test_the_raw_queries_match_the_installed_schema() -> None:
     from dagster_graphql.schema import create_schema
 
     schema = create_schema().graphql_schema
-    for query in g.RAW_QUERIES:
+    for query in RAW_QUERIES:
         errors = graphql.validate(schema, graphql.parse(query))
         assert not errors, f"{query.split('(')[0].split('{')[0].strip()}: {errors}"
 

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 
 from kubernetes import client
 
+from common.waits import Observation, TerminalState, WaitTimeout, wait_for
+from dagster_api import TERMINAL_RUN_STATUSES, DagsterWebserver
 from deploy.bringup import Deployment
-from deploy.graphql import TERMINAL_RUN_STATUSES, DagsterWebserver
 from observation.failures import first_error
-from observation.waits import Observation, TerminalState, WaitTimeout, wait_for
 from workloads.locations.conformance.definitions import HOLDING_MESSAGE, RELEASE_JOB
 
 # Release Jobs carry this process's session, so a session removes exactly what it made (also in a namespace

@@ -13,9 +13,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from clusters import images
-from clusters.cache import inputs_key
-from workloads import debian
+from images import debian, oci
+from images.cache import inputs_key
 
 __all__ = ["NSLOOKUP", "chart_busybox_image"]
 
@@ -39,7 +38,7 @@ def chart_busybox_image() -> tuple[str, Path]:
     """(image reference, archive), built once per busybox-static package version and nslookup script."""
     deb, bash = debian.download_deb("busybox-static"), debian.download_deb("bash-static")
     tag = inputs_key(debian.sha256(deb), debian.sha256(bash), NSLOOKUP)[:12]
-    spec = images.ImageSpec(name=f"{NAME}:{tag}", entrypoint=["/bin/sh"], env={"PATH": "/bin"})
+    spec = oci.ImageSpec(name=f"{NAME}:{tag}", entrypoint=["/bin/sh"], env={"PATH": "/bin"})
 
     def layer(out: Path) -> None:
         with tempfile.TemporaryDirectory() as root:
@@ -51,6 +50,6 @@ def chart_busybox_image() -> tuple[str, Path]:
                 ("/bin/nslookup", NSLOOKUP.encode(), 0o755),
             ]
             links = [("/bin/sh", "bash-static"), *((f"/bin/{a}", "busybox") for a in APPLETS)]
-            images.write_layer_from_files(files, out, links=links)
+            oci.write_layer_from_files(files, out, links=links)
 
-    return spec.reference, images.cached_image(spec, [deb.name, bash.name, NSLOOKUP], layer)
+    return spec.reference, oci.cached_image(spec, [deb.name, bash.name, NSLOOKUP], layer)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import allure
+from common import record
 
 
 def say(message: str) -> None:
@@ -21,11 +21,11 @@ def say(message: str) -> None:
 @contextmanager
 def phase(title: str) -> Iterator[None]:
     """Print a start line, then a ✓ line with the duration or a ✗ line with the error; inside a test it is
-    also an Allure step (deploy phases show in the report of the test whose fixture deployed)."""
+    also a step of the report (deploy phases show in the report of the test whose fixture deployed)."""
     say(f"• {title} ...")
     started = time.monotonic()
     try:
-        with allure.step(title):
+        with record.step(title):
             yield
     except BaseException as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -35,7 +35,7 @@ def lock(name: str) -> Iterator[None]:
 
     The lock is an ``flock`` on a file, released by the kernel even if the holder is killed.
     """
-    from clusters.phases import say
+    from common.progress import say
 
     directory = cache_root() / "locks"
     directory.mkdir(parents=True, exist_ok=True)

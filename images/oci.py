@@ -215,8 +215,8 @@ def cached_image(
     image's content; with the base layers' file names (cache entries named by their own input keys)
     it keys the cache entry.
     """
-    from clusters.cache import cache_root, inputs_key, lock
-    from clusters.phases import phase
+    from common.progress import phase
+    from images.cache import cache_root, inputs_key, lock
 
     if make_layer is None and not base_layers:
         raise ValueError(f"image {spec.reference} needs a layer: pass make_layer or base_layers")
