@@ -20,7 +20,7 @@ from kubernetes import client
 from deploy.bringup import Deployment
 from observation.runs import RunFootprint
 from suites.expected import missing_from_spec, wrong_in_process
-from suites.test_security import leaks_in, skip_if_some_secret_unknown
+from suites.secrets import leaks_in, skip_if_some_secret_unknown
 from workloads.locations.conformance.definitions import EXTERNAL_MARKER, external_jobs_run_config
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]

@@ -15,39 +15,18 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from datetime import datetime
 
 import pytest
 
-from chaos import run as chaos_run
+from chaos.run_worker import RUN_POD_KILLED, RUN_WORKER_FAULTS, RunWorkerFault
 from clusters import ClusterInfo
 from deploy.bringup import Deployment, reconfigured
-from observation.kube import wait_gone, watch_until
+from observation.kube import watch_until
 from suites.hold import holding, release
 
 pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.needs_cluster, pytest.mark.c14]
 
 MARGIN_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class RunWorkerFault:
-    name: str
-    experiment: str
-    action: str
-
-
-FAULTS = [
-    RunWorkerFault("run-pod-killed", "kill-run-pod.yaml", "terminate-the-run-pod"),
-    RunWorkerFault("run-job-deleted", "delete-run-job.yaml", "delete-the-run-job"),
-]
-
-
-def finished_at(journal: dict, action: str) -> float:
-    """When the fault was applied, as the journal recorded it (epoch seconds)."""
-    entry = next(e for e in journal["run"] if e["activity"]["name"] == action)
-    return datetime.fromisoformat(entry["end"]).timestamp()
 
 
 def who_marked_failed(dagster: Deployment, run_id: str) -> str:
@@ -62,7 +41,7 @@ def who_marked_failed(dagster: Deployment, run_id: str) -> str:
     return f"another path: {failures[-1][:120]}"
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+@pytest.mark.parametrize("fault", RUN_WORKER_FAULTS, ids=lambda f: f.name)
 def test_a_run_whose_run_worker_is_lost_is_marked_failed_within_the_poll_interval(
     dagster: Deployment, cluster: ClusterInfo, held_run: str, fault: RunWorkerFault,
     tmp_path_factory: pytest.TempPathFactory, record_property: pytest.RecordProperty,
@@ -77,17 +56,9 @@ def test_a_run_whose_run_worker_is_lost_is_marked_failed_within_the_poll_interva
         f"expected one run Job and pod for {held_run}: {[p.metadata.name for p in before.run_pods]}")
     pod, job = before.run_pods[0], before.run_jobs[0]
 
-    journal_path = tmp_path_factory.mktemp("chaos") / f"{fault.name}.json"
-    journal = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment, {**dagster.chaos_variables, "run_id": held_run},
-                            journal_path, cluster.kubeconfig, cluster.context)
-    output = chaos_run.action_output(journal, fault.action)
-    if fault.name == "run-pod-killed":
-        assert output == [pod.metadata.name], f"the experiment terminated {output}, not the run pod {pod.metadata.name}"
-    else:
-        assert output == {"name": job.metadata.name, "uid": job.metadata.uid}, f"the experiment deleted {output}"
-        wait_gone(dagster.batch.read_namespaced_job, "Job", dagster.namespace, job.metadata.name, job.metadata.uid)
-    wait_gone(dagster.core.read_namespaced_pod, "pod", dagster.namespace, pod.metadata.name, pod.metadata.uid)
-    faulted_at = finished_at(journal, fault.action)
+    faulted_at = fault.apply(dagster.core, dagster.batch, pod, job, {**dagster.chaos_variables, "run_id": held_run},
+                             tmp_path_factory.mktemp("chaos") / f"{fault.name}.json", cluster.kubeconfig,
+                             cluster.context)
 
     status = dagster.webserver.wait_for_run_status(held_run, ["FAILURE"], timeout=300)
     run = dagster.webserver.run(held_run)
@@ -115,7 +86,7 @@ def resuming(dagster: Deployment) -> AbstractContextManager[Deployment]:
     return nullcontext(dagster)
 
 
-@pytest.mark.parametrize("fault", FAULTS[:1], ids=lambda f: f.name)
+@pytest.mark.parametrize("fault", [RUN_POD_KILLED], ids=lambda f: f.name)
 def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
     dagster: Deployment, cluster: ClusterInfo, fault: RunWorkerFault, tmp_path_factory: pytest.TempPathFactory,
     record_property: pytest.RecordProperty,
@@ -124,14 +95,11 @@ def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
         pytest.skip("CeleryK8sRunLauncher cannot resume runs: Dagster refuses to start an instance that sets "
                     "max_resume_run_attempts > 0 with it (its lost runs are marked FAILURE, checked above)")
     with resuming(dagster) as resumable, holding(resumable) as run_id:
-        pod = resumable.footprint(run_id).run_pods[0]
-        journal = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment,
-                                {**resumable.chaos_variables, "run_id": run_id},
-                                tmp_path_factory.mktemp("chaos") / f"{fault.name}.json", cluster.kubeconfig,
-                                cluster.context)
-        killed = chaos_run.action_output(journal, fault.action)
-        assert killed == [pod.metadata.name], f"the experiment terminated {killed}, not the run pod {pod.metadata.name}"
-        wait_gone(resumable.core.read_namespaced_pod, "pod", resumable.namespace, pod.metadata.name, pod.metadata.uid)
+        before = resumable.footprint(run_id)
+        pod = before.run_pods[0]
+        fault.apply(resumable.core, resumable.batch, pod, before.run_jobs[0],
+                    {**resumable.chaos_variables, "run_id": run_id},
+                    tmp_path_factory.mktemp("chaos") / f"{fault.name}.json", cluster.kubeconfig, cluster.context)
 
         resumed = watch_until(resumable.batch.list_namespaced_job, f"Job dagster-run-{run_id}-1 (the resumed run)",
                               lambda job: job.metadata.name == f"dagster-run-{run_id}-1", 300,
