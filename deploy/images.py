@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from deploy.settings import PLAIN_ENV, TEST_ENV_CONFIG_MAP, TEST_ENV_SECRET, CodeLocation, Images
 from images import dagster as dagster_images
-from images.cache import cache_root
 
-WORKLOAD_SOURCE = Path(__file__).resolve().parent.parent / "workloads" / "locations" / "conformance"
 # Two locations with different code, so each gets its own image (C11: runs never mix them up).
 LOCATION_NAMES = ("alpha", "beta")
 
 LoadImage = Callable[[str, Path], str]
-
-
-def location_source(name: str) -> Path:
-    """The sample code location's files plus ``location.txt`` naming this copy (so the images differ)."""
-    staged = cache_root() / "locations" / name
-    shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(WORKLOAD_SOURCE, staged, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (staged / "location.txt").write_text(name + "\n")
-    return staged
 
 
 def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple[Images, list[tuple[str, str]]]:
@@ -31,7 +19,7 @@ def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple
     dagster = load(*dagster_images.dagster_image(dagster_version))
     postgres = load(*dagster_images.postgres_image())
     broker = load(*dagster_images.redis_image()) if celery else None
-    locations = [(name, load(*dagster_images.code_location_image(name, location_source(name), dagster_version)))
+    locations = [(name, load(*dagster_images.sample_location_image(name, dagster_version)))
                  for name in LOCATION_NAMES]
     return Images(dagster=dagster, postgres=postgres, broker=broker), locations
 

@@ -22,7 +22,7 @@ from common.errors import PreflightError
 from common.progress import phase
 from deploy import settings as s
 from deploy.errors import DeployError
-from deploy.images import LOCATION_NAMES, code_locations, location_source
+from deploy.images import LOCATION_NAMES, code_locations
 from deploy.settings import CodeLocation
 
 __all__ = ["publish_sample_locations", "push_image", "secret_commands", "split_image", "values_snippet"]
@@ -104,7 +104,7 @@ def publish_sample_locations(namespace: str, dagster_version: str | None = None,
     images, archives = [], []
     for name in LOCATION_NAMES:
         with phase(f"Building the image of sample code location {name} (Dagster {version})"):
-            reference, archive = dagster_images.code_location_image(name, location_source(name), version)
+            reference, archive = dagster_images.sample_location_image(name, version)
         if registry:
             with phase(f"Pushing {reference} to {registry}"):
                 reference = push_image(archive, reference, registry, tls_verify)

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from common.errors import PreflightError
 from common.progress import phase
 from images import oci
-from images.cache import inputs_key
+from images.cache import cache_root, inputs_key
 from images.rootfs import RootfsRecipe, build_rootfs
 
 DAGSTER_VERSION = "1.13.27"
@@ -195,6 +197,24 @@ def code_location_image(name: str, source_dir: Path, version: str = DAGSTER_VERS
         oci.write_layer_from_files([(f"{DAGSTER_APP}/{name}/{rel}", path, mode) for rel, path, mode in files], out)
 
     return spec.reference, oci.cached_image(spec, [code_digest(files)], code_layer, base_layers=[base])
+
+
+SAMPLE_CODE = Path(__file__).resolve().parent.parent / "workloads" / "locations" / "conformance"
+
+
+def sample_location_image(name: str, version: str = DAGSTER_VERSION) -> tuple[str, Path]:
+    """The image of the suite's sample code location ``name``: its files plus ``location.txt`` naming this copy
+    (so each location's image differs). Staged in a directory of this process's own, so that workers building
+    at once never read a copy another one is rewriting."""
+    staging = cache_root() / "locations"
+    staging.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=staging)) / name
+    try:
+        shutil.copytree(SAMPLE_CODE, staged, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        (staged / "location.txt").write_text(name + "\n")
+        return code_location_image(name, staged, version)
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
 
 
 # --- PostgreSQL and Redis ------------------------------------------------------------------------

@@ -127,3 +127,23 @@ def test_postgres_entrypoint_is_valid_shell_and_uses_the_env() -> None:
 def test_redis_runs_in_the_foreground_without_persistence() -> None:
     assert di.REDIS_COMMAND == ["redis-server", "--protected-mode", "no", "--bind", "0.0.0.0", "--save", "",
                                 "--appendonly", "no"]
+
+
+def test_each_sample_location_image_is_built_from_a_private_copy_that_is_removed_afterwards(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DKC_CACHE_DIR", str(tmp_path))
+    seen: list[tuple[Path, str, list[str]]] = []
+
+    def build(name: str, source: Path, version: str) -> tuple[str, Path]:
+        seen.append((source, (source / "location.txt").read_text(), sorted(p.name for p in source.iterdir())))
+        return f"local/dagster-code-{name}:x", tmp_path / "x.tar"
+
+    monkeypatch.setattr(di, "code_location_image", build)
+    di.sample_location_image("alpha")
+    di.sample_location_image("alpha")
+
+    (first, text, files), (second, _, _) = seen
+    assert first != second, "two builds shared one staging directory"
+    assert text == "alpha\n" and "definitions.py" in files
+    assert not first.exists() and not second.exists()
+    assert list((tmp_path / "locations").iterdir()) == []
