@@ -18,10 +18,10 @@ from kubernetes import client as k8s
 
 import dagster_api as g
 from common.waits import TerminalState, WaitTimeout
-from dagster_api.parse import parse_daemon_status, parse_event, parse_location_entry, parse_run
-from dagster_api.queries import RAW_QUERIES
+from tests.dagster_answers import FAILURE_EVENT, LOG_EVENT, RUN_NODE
 
 CA, CERT, KEY = "/pki/ca.crt", "/pki/admin.crt", "/pki/admin.key"
+
 PROXY = "https://10.0.0.1:6443/api/v1/namespaces/dkc/services/dagster-dagster-webserver:80/proxy"
 
 Handler = Callable[[str, dict[str, Any]], Any]
@@ -117,37 +117,6 @@ REFUSED = requests.ConnectionError(
     "NewConnectionError(\"HTTPSConnection(host='10.0.0.1', port=6443): Failed to establish a new connection: "
     "[Errno 111] Connection refused\"))")
 
-RUN_NODE = {
-    "__typename": "Run", "runId": "b2", "status": "FAILURE", "jobName": "demo",
-    "tags": [{"key": "dagster/code_location", "value": "workloads"}, {"key": "dagster/parent_run_id", "value": "a1"},
-             {"key": "suite", "value": "c07"}],
-    "parentRunId": "a1", "rootRunId": "a0", "creationTime": 1795530181.8, "startTime": 1795530185.4, "endTime": None,
-}
-OUTPUT_EVENT = {
-    "__typename": "ExecutionStepOutputEvent", "eventType": "STEP_OUTPUT", "stepKey": "good",
-    "message": 'Yielded output "result" of type "Any". (Type check passed).', "timestamp": "1795530243192",
-    "level": "DEBUG",
-    "metadataEntries": [
-        {"__typename": "IntMetadataEntry", "label": "rows", "intRepr": "3"},
-        {"__typename": "TextMetadataEntry", "label": "note", "text": "fine"},
-        {"__typename": "FloatMetadataEntry", "label": "ratio", "floatValue": 0.5},
-        {"__typename": "BoolMetadataEntry", "label": "flag", "boolValue": True},
-        {"__typename": "JsonMetadataEntry", "label": "js", "jsonString": '{"a": 1}'},
-        {"__typename": "AssetMetadataEntry", "label": "asset", "assetKey": {"path": ["raw", "orders"]}},
-        {"__typename": "TableMetadataEntry", "label": "table"},
-    ],
-}
-LOG_EVENT = {"__typename": "LogMessageEvent", "eventType": None, "stepKey": "good", "message": "hello from good",
-             "timestamp": "1795530243173", "level": "INFO"}
-FAILURE_EVENT = {
-    "__typename": "ExecutionStepFailureEvent", "eventType": "STEP_FAILURE", "stepKey": "bad",
-    "message": 'Execution of step "bad" failed.', "timestamp": "1795530246324", "level": "ERROR",
-    "error": {"message": 'dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op '
-                         '"bad":\n', "causes": [{"message": "ValueError: boom in bad\n"}]},
-    "failureMetadata": {"metadataEntries": [{"__typename": "TextMetadataEntry", "label": "pod", "text": "step-1"}]},
-}
-
-
 # -- where the webserver is ------------------------------------------------------------------------------------------
 
 
@@ -197,68 +166,6 @@ def test_requests_ca_bundle_does_not_replace_the_cluster_ca(monkeypatch: pytest.
     assert [request.url for request, _ in proxy.sent] == [f"{PROXY}/graphql"] * 2, "both paths use the proxy URL"
 
 
-# -- parsing ---------------------------------------------------------------------------------------------------------
-
-
-def test_a_run_with_tags_and_lineage_is_parsed() -> None:
-    run = parse_run(RUN_NODE)
-    assert run.status is DagsterRunStatus.FAILURE and run.finished
-    assert run.tags["suite"] == "c07" and run.tags["dagster/parent_run_id"] == "a1"
-    assert (run.parent_run_id, run.root_run_id) == ("a1", "a0"), "a retry names its parent and root"
-    assert run.start_time == pytest.approx(1795530185.4) and run.end_time is None
-
-
-def test_event_metadata_becomes_label_to_value() -> None:
-    event = parse_event(OUTPUT_EVENT)
-    assert (event.kind, event.event_type, event.step_key) == ("ExecutionStepOutputEvent", "STEP_OUTPUT", "good")
-    assert event.timestamp == pytest.approx(1795530243.192), "milliseconds in a string become seconds"
-    assert event.metadata == {"rows": 3, "note": "fine", "ratio": 0.5, "flag": True, "js": {"a": 1},
-                              "asset": "raw/orders", "table": None}
-    assert event.error is None
-
-
-def test_a_plain_log_message_has_no_event_type() -> None:
-    event = parse_event(LOG_EVENT)
-    assert (event.event_type, event.message, event.level, event.metadata) == (None, "hello from good", "INFO", {})
-
-
-def test_a_step_failure_names_the_exception_the_op_raised() -> None:
-    event = parse_event(FAILURE_EVENT)
-    assert event.error is not None and "\n" not in event.error
-    assert event.error.endswith("caused by ValueError: boom in bad"), event.error
-    assert event.metadata == {"pod": "step-1"}, "failure metadata is kept"
-
-
-def test_daemon_health_is_parsed() -> None:
-    status = parse_daemon_status({"daemonType": "QUEUED_RUN_COORDINATOR", "healthy": False, "required": True,
-                                    "lastHeartbeatTime": 1795530100.5,
-                                    "lastHeartbeatErrors": [{"message": "OperationalError: could not\nconnect"}]})
-    assert status == g.DaemonStatus("QUEUED_RUN_COORDINATOR", False, True, 1795530100.5,
-                                    ["OperationalError: could not connect"])
-
-
-@pytest.mark.parametrize("entry, loaded, error", [
-    ({"name": "w", "loadStatus": "LOADED", "locationOrLoadError": {"__typename": "RepositoryLocation"}}, True, None),
-    ({"name": "w", "loadStatus": "LOADING", "locationOrLoadError": None}, False, None),
-    ({"name": "w", "loadStatus": "LOADED", "locationOrLoadError": {
-        "__typename": "PythonError", "message": "DagsterUserCodeUnreachableError: UNAVAILABLE"}},
-     False, "DagsterUserCodeUnreachableError: UNAVAILABLE"),
-])
-def test_location_load_status_is_parsed(entry: dict[str, Any], loaded: bool, error: str | None) -> None:
-    status = parse_location_entry(entry)
-    assert (status.loaded, status.error) == (loaded, error), status.describe()
-
-
-def test_the_raw_queries_match_the_installed_schema() -> None:
-    graphql = pytest.importorskip("graphql")
-    from dagster_graphql.schema import create_schema
-
-    schema = create_schema().graphql_schema
-    for query in RAW_QUERIES:
-        errors = graphql.validate(schema, graphql.parse(query))
-        assert not errors, f"{query.split('(')[0].split('{')[0].strip()}: {errors}"
-
-
 # -- calls through the fake proxy ------------------------------------------------------------------------------------
 
 
@@ -291,6 +198,18 @@ def test_launch_names_location_repository_config_and_tags() -> None:
     assert params["selector"]["repositoryName"] == "__repository__", "a Definitions object's repository"
     assert (params["selector"]["pipelineName"], params["runConfigData"]) == ("demo", {"ops": {}})
     assert {"key": "suite", "value": "c07"} in params["executionMetadata"]["tags"]
+
+
+def test_every_launch_is_told_to_the_subscribed_listeners_until_they_unsubscribe() -> None:
+    server, _ = webserver(answers(
+        {"data": {"launchPipelineExecution": {"__typename": "LaunchRunSuccess", "run": {"runId": "r1"}}}},
+        {"data": {"launchPipelineExecution": {"__typename": "LaunchRunSuccess", "run": {"runId": "r2"}}}}))
+    told: list[str] = []
+    unsubscribe = g.on_launch(told.append)
+    server.launch_run("demo", "workloads")
+    unsubscribe()
+    server.launch_run("demo", "workloads")
+    assert told == ["r1"]
 
 
 # -- errors ----------------------------------------------------------------------------------------------------------
