@@ -102,7 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
         (Path(os.environ[RUN_DIR_ENV]) / CONTROLLER_PID).write_text(str(os.getpid()))  # releases the cluster
     record.install(AllureRecorder())  # deploy phases, launches, waits and faults become Allure steps
     LAUNCHES.subscribe()
-    # Ctrl-C / SIGTERM: cleanup as at a normal end, never cut short (clusters/signals.py).
+    # Ctrl-C / SIGTERM: cleanup as at a normal end, never cut short (common/signals.py).
     config.pluginmanager.register(SessionSignals(config, run_dir_from_env()), "dkc-signals")
 
 
