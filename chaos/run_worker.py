@@ -10,6 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from chaos import run as chaos_run
+from chaos.faults import FaultNotApplied
 from observation.kube import wait_gone
 
 
@@ -30,10 +31,12 @@ class RunWorkerFault:
         journal = chaos_run.run(chaos_run.EXPERIMENTS / self.experiment, variables, journal_path, kubeconfig, context)
         output = chaos_run.action_output(journal, self.action)
         if not self.deletes_job:
-            assert output == [pod.metadata.name], (
-                f"the experiment terminated {output}, not the run pod {pod.metadata.name}")
+            if output != [pod.metadata.name]:
+                raise FaultNotApplied(f"the experiment terminated {output}, not the run pod {pod.metadata.name}")
         else:
-            assert output == {"name": job.metadata.name, "uid": job.metadata.uid}, f"the experiment deleted {output}"
+            if output != {"name": job.metadata.name, "uid": job.metadata.uid}:
+                raise FaultNotApplied(f"the experiment deleted {output}, not the run Job {job.metadata.name} "
+                                      f"(uid {job.metadata.uid})")
             wait_gone(batch.read_namespaced_job, "Job", namespace, job.metadata.name, job.metadata.uid)
         wait_gone(core.read_namespaced_pod, "pod", namespace, pod.metadata.name, pod.metadata.uid)
         return finished_at(journal, self.action)
