@@ -21,7 +21,7 @@ from clusters import manifests as kube_manifests
 from common.progress import phase
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from dagster_api import DagsterApiError, DagsterWebserver
-from deploy import manifests, postgres_storage, settings
+from deploy import manifests, names, postgres_storage, settings
 from deploy.errors import DeployError
 from deploy.settings import DeploymentSettings
 from observation.failures import kubernetes_cause, run_failure_cause
@@ -85,9 +85,9 @@ class Deployment:
     @cached_property
     def webserver(self) -> DagsterWebserver:
         """GraphQL to the webserver Service through the apiserver's proxy, as the suite's identity."""
-        names = self.settings.names
-        webserver = DagsterWebserver.through_service_proxy(self.api, self.namespace, names.webserver_service,
-                                                           names.webserver_port)
+        parts = self.settings.names
+        webserver = DagsterWebserver.through_service_proxy(self.api, self.namespace, parts.webserver_service,
+                                                           parts.webserver_port)
         webserver.explain_run = lambda run_id: run_failure_cause(
             lambda: webserver.run_events(run_id),
             lambda: kubernetes_cause(self.core, self.batch, self.namespace, run_id))
@@ -102,14 +102,9 @@ class Deployment:
     @property
     def chaos_variables(self) -> dict[str, str]:
         """The ``--var`` values the experiment files need to find this deployment's parts."""
-        names = self.settings.names
-        return {"namespace": self.namespace, "webserver_service": names.webserver_service,
-                "webserver_port": str(names.webserver_port)}
-
-
-def _selector(component: str, **extra: str) -> str:
-    pairs = {"app.kubernetes.io/instance": settings.RELEASE, "component": component, **extra}
-    return ",".join(f"{k}={v}" for k, v in pairs.items())
+        parts = self.settings.names
+        return {"namespace": self.namespace, "webserver_service": parts.webserver_service,
+                "webserver_port": str(parts.webserver_port)}
 
 
 def last_log_lines(api: client.ApiClient, namespace: str, selector: str, lines: int = 3) -> str:
@@ -147,8 +142,8 @@ def create_namespace(api: client.ApiClient, cfg: DeploymentSettings) -> None:
 
 
 def _has_default_sa(api: client.ApiClient, namespace: str) -> Observation[None]:
-    names = [sa.metadata.name for sa in client.CoreV1Api(api).list_namespaced_service_account(namespace).items]
-    return Observation("default" in names, f"service accounts: {names}")
+    accounts = [sa.metadata.name for sa in client.CoreV1Api(api).list_namespaced_service_account(namespace).items]
+    return Observation("default" in accounts, f"service accounts: {accounts}")
 
 
 def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -> Deployment:
@@ -164,24 +159,23 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
         with phase("Starting PostgreSQL" + (" and the Celery broker" if cfg.uses_celery else "")
                    + (f" (data in {volume.host_path} on {volume.hostname})" if volume else "")):
             kube_manifests.apply(api, groups["postgresql"] + groups.get("broker", []), namespace=cfg.namespace)
-            _gate(api, cfg.namespace, "PostgreSQL", _selector("postgresql"))
+            _gate(api, cfg.namespace, "PostgreSQL", names.selector(names.POSTGRESQL_COMPONENT))
             if cfg.uses_celery:
-                _gate(api, cfg.namespace, "the Celery broker", _selector("redis"))
+                _gate(api, cfg.namespace, "the Celery broker", names.selector(names.REDIS_COMPONENT))
         for location in cfg.code_locations:
             with phase(f"Starting code location {location.name} ({location.image})"):
                 kube_manifests.apply(api, groups[f"code location {location.name}"], namespace=cfg.namespace)
         for location in cfg.code_locations:
             with phase(f"Waiting for code location {location.name}"):
-                _gate(api, cfg.namespace, f"code location {location.name}",
-                      _selector("user-deployments", deployment=location.name))
+                _gate(api, cfg.namespace, f"code location {location.name}", names.location_selector(location.name))
         with phase(f"Starting the webserver ({cfg.webserver_replicas} replica(s)), the daemon"
                    + (f" and {cfg.celery_worker_replicas} Celery worker(s)" if cfg.uses_celery else "")):
             control_plane = groups["webserver"] + groups["daemon"] + groups.get("celery workers", [])
             kube_manifests.apply(api, control_plane, namespace=cfg.namespace)
-            _gate(api, cfg.namespace, "the webserver", _selector("dagster-webserver"))
-            _gate(api, cfg.namespace, "the daemon", _selector("dagster-daemon"))
+            _gate(api, cfg.namespace, "the webserver", names.selector(names.WEBSERVER_COMPONENT))
+            _gate(api, cfg.namespace, "the daemon", names.selector(names.DAEMON_COMPONENT))
             if cfg.uses_celery:
-                _gate(api, cfg.namespace, "the Celery workers", _selector("celery"))
+                _gate(api, cfg.namespace, "the Celery workers", names.selector(names.CELERY_COMPONENT))
         deployment = Deployment(settings=cfg, api=api)
         with phase("Waiting for GraphQL and the code locations to load"):
             deployment.webserver.wait_until_answering(READY_TIMEOUT)
@@ -193,7 +187,7 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
                         deployment.webserver.reload_location(location.name)
                     deployment.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT, reload_on_error=True)
                 except WaitTimeout as exc:
-                    logs = last_log_lines(api, cfg.namespace, _selector("user-deployments", deployment=location.name))
+                    logs = last_log_lines(api, cfg.namespace, names.location_selector(location.name))
                     raise DeployError(f"code location {location.name} did not load: {exc}; "
                                       f"last log lines: {logs}") from exc
     except BaseException:
@@ -221,12 +215,12 @@ def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
         return helm_deploy.reconfigure(deployment, cfg)
     groups = manifests.all_manifests(cfg)
     control_plane = ["webserver", "daemon", "celery workers"]
-    names = [settings.WEBSERVER, settings.DAEMON] + ([settings.CELERY_WORKERS] if cfg.uses_celery else [])
+    rolled = [names.WEBSERVER, names.DAEMON] + ([names.CELERY_WORKERS] if cfg.uses_celery else [])
     apps = client.AppsV1Api(deployment.api)
     with phase(f"Rolling the control plane of {cfg.namespace} onto its new instance config"):
         docs = groups["foundation"] + [doc for group in control_plane for doc in groups.get(group, [])]
         kube_manifests.apply(deployment.api, docs, namespace=cfg.namespace)
-        for name in names:
+        for name in rolled:
             wait_for(f"Deployment {cfg.namespace}/{name} to roll out",
                      lambda name=name: rollout_complete(apps, cfg.namespace, name), READY_TIMEOUT, 2)
         changed = Deployment(settings=cfg, api=deployment.api)

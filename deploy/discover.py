@@ -1,8 +1,9 @@
 """Find a Dagster someone else deployed (e.g. with the official Helm chart) and describe it like our own.
 
-The parts are found by the chart's labels, the instance is read back from its ``dagster.yaml``, and the
-result is the same ``DeploymentSettings`` the suites get for a deployment we made, with ``owned=False``:
-the suite never reconfigures or deletes it.
+The parts are found by the chart's labels (deploy/names.py), the instance is read back from its ``dagster.yaml``
+(deploy/instance_config.py), and the result is the same ``DeploymentSettings`` the suites get for a deployment we
+made, with ``owned=False``: the suite never reconfigures or deletes it. What the suite's identity must be allowed
+there is deploy/access.py's.
 """
 
 from __future__ import annotations
@@ -10,54 +11,32 @@ from __future__ import annotations
 import base64
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
 
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from clusters.readiness import denied_access
 from common.errors import DkcError
+from deploy import names
 from deploy import settings as s
+from deploy.access import missing_access
 from deploy.images import LOCATION_NAMES
+from deploy.instance_config import (
+    CELERY_LAUNCHER,
+    K8S_LAUNCHER,
+    InstanceConfig,
+    combinations_served,
+    parse_instance,
+)
 from deploy.settings import CodeLocation, DeploymentSettings, Images, ObjectNames
 
+# InstanceConfig, combinations_served, parse_instance and missing_access are re-exported: the suites import them
+# from here.
 __all__ = ["DiscoveredDagster", "DiscoveryError", "InstanceConfig", "Selectors", "code_location", "combinations_served",
            "concurrency", "discover", "missing_access", "parse_instance", "settings_for"]
 
 REQUEST_TIMEOUT = 15
 INSTANCE_KEY = "dagster.yaml"
-K8S_LAUNCHER = "K8sRunLauncher"
-CELERY_LAUNCHER = "CeleryK8sRunLauncher"
-
-# Dagster's defaults for keys dagster.yaml leaves out, read in the installed Dagster 1.13.27:
-# - dagster/_core/instance/ref.py (InstanceRef.config_defaults): run launcher dagster.DefaultRunLauncher, run
-#   coordinator dagster._core.run_coordinator.QueuedRunCoordinator (also when only the legacy `run_queue` is set);
-# - dagster/_core/run_coordinator/queued_run_coordinator.py: dequeue_interval_seconds 5;
-# - dagster/_core/instance/methods/settings_methods.py: run_monitoring enabled False (_initialize_run_monitoring),
-#   poll_interval_seconds 120, max_resume_run_attempts 0 for every launcher; run_retries enabled False,
-#   max_retries 0 (config.py gives the same schema defaults). Dagster before dagster-io/dagster#14323 (2023) used
-#   max_resume_run_attempts 3 for launchers that can resume (K8sRunLauncher): an older deployment that leaves the
-#   key out resumes runs although we report 0.
-DEFAULT_LAUNCHER = ("dagster", "DefaultRunLauncher")
-DEFAULT_COORDINATOR = "QueuedRunCoordinator"
-DEFAULT_DEQUEUE_INTERVAL_SECONDS = 5
-DEFAULT_POLL_INTERVAL_SECONDS = 120
-DEFAULT_MAX_RESUME_RUN_ATTEMPTS = 0
-DEFAULT_MAX_RETRIES = 0
-
-# What the suites do in the namespace (verb, API group, resource). GraphQL goes through the apiserver's service
-# proxy: GET is `get services/proxy`, POST (every query) is `create services/proxy`.
-NAMESPACED_ACCESS: tuple[tuple[str, str, str], ...] = (
-    ("get", "", "pods"), ("list", "", "pods"), ("watch", "", "pods"), ("get", "", "pods/log"),
-    ("get", "batch", "jobs"), ("list", "batch", "jobs"), ("watch", "batch", "jobs"),
-    ("get", "apps", "deployments"), ("list", "apps", "deployments"),
-    ("get", "", "configmaps"), ("list", "", "configmaps"),
-    ("create", "batch", "jobs"), ("delete", "batch", "jobs"),  # held runs are released by a suspended Job
-    ("get", "", "secrets"), ("get", "", "services"), ("list", "", "services"),
-    ("get", "", "services/proxy"), ("create", "", "services/proxy"), ("list", "", "events"),
-)
-CHAOS_ACCESS: tuple[tuple[str, str, str], ...] = (("delete", "", "pods"), ("delete", "batch", "jobs"))
 
 
 class DiscoveryError(DkcError):
@@ -68,29 +47,12 @@ class DiscoveryError(DkcError):
 class Selectors:
     """How the parts are labelled; the defaults are the official chart's."""
 
-    webserver: str = "component=dagster-webserver"
-    daemon: str = "component=dagster-daemon"
-    code_locations: str = "component=user-deployments"
-    celery_workers: str = "component=celery"
+    webserver: str = names.WEBSERVER_SELECTOR
+    daemon: str = names.DAEMON_SELECTOR
+    code_locations: str = names.CODE_LOCATIONS_SELECTOR
+    celery_workers: str = names.CELERY_SELECTOR
     instance_config_map: str | None = None  # None: the ConfigMap with a dagster.yaml key
-    location_label: str = "deployment"  # its value on a code location's Deployment is the location's name
-
-
-@dataclass(frozen=True)
-class InstanceConfig:
-    """What the suites need from dagster.yaml, with Dagster's defaults filled in."""
-
-    run_launcher_module: str
-    run_launcher_class: str
-    run_k8s_config: dict[str, Any]
-    run_monitoring: bool
-    run_monitoring_poll_interval_seconds: int
-    max_resume_run_attempts: int
-    run_retries: bool
-    max_retries: int
-    run_coordinator_class: str
-    dequeue_interval_seconds: int
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold literal credentials
+    location_label: str = names.LOCATION_LABEL  # its value on a code location's Deployment is the location's name
 
 
 @dataclass(frozen=True)
@@ -108,60 +70,6 @@ class DiscoveredDagster:
     celery_worker_concurrency: int | None = None  # None: not on the worker's command line
     postgres_password: str | None = field(default=None, repr=False)  # None: not readable
     test_secret_value: str | None = field(default=None, repr=False)
-
-
-# --- dagster.yaml ---------------------------------------------------------------------------------------------
-
-def _int(value: Any, default: int) -> int:
-    """A number from dagster.yaml; an `{env: VAR}` dict (or anything else) is unknown here, so Dagster's default."""
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return default
-
-
-def _bool(value: Any, default: bool) -> bool:
-    return value if isinstance(value, bool) else default
-
-
-def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
-    value = config.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _coordinator(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    if config.get("run_queue"):  # legacy spelling of a QueuedRunCoordinator's config
-        return DEFAULT_COORDINATOR, _section(config, "run_queue")
-    coordinator = _section(config, "run_coordinator")
-    return str(coordinator.get("class") or DEFAULT_COORDINATOR), _section(coordinator, "config")
-
-
-def parse_instance(text: str) -> InstanceConfig:
-    """Read dagster.yaml; keys left out take Dagster's defaults (see the DEFAULT_* constants)."""
-    loaded = yaml.safe_load(text) or {}
-    config: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
-    launcher = _section(config, "run_launcher")
-    launcher_config = _section(launcher, "config")
-    monitoring, retries = _section(config, "run_monitoring"), _section(config, "run_retries")
-    coordinator_class, coordinator_config = _coordinator(config)
-    return InstanceConfig(
-        run_launcher_module=str(launcher.get("module") or DEFAULT_LAUNCHER[0]),
-        run_launcher_class=str(launcher.get("class") or DEFAULT_LAUNCHER[1]),
-        run_k8s_config=dict(_section(launcher_config, "run_k8s_config")),  # env dicts inside kept as they are
-        run_monitoring=_bool(monitoring.get("enabled"), False),
-        run_monitoring_poll_interval_seconds=_int(monitoring.get("poll_interval_seconds"),
-                                                  DEFAULT_POLL_INTERVAL_SECONDS),
-        max_resume_run_attempts=_int(monitoring.get("max_resume_run_attempts"), DEFAULT_MAX_RESUME_RUN_ATTEMPTS),
-        run_retries=_bool(retries.get("enabled"), False),
-        max_retries=_int(retries.get("max_retries"), DEFAULT_MAX_RETRIES),
-        run_coordinator_class=coordinator_class,
-        dequeue_interval_seconds=_int(coordinator_config.get("dequeue_interval_seconds"),
-                                      DEFAULT_DEQUEUE_INTERVAL_SECONDS),
-        raw=config,
-    )
 
 
 # --- containers -----------------------------------------------------------------------------------------------
@@ -223,7 +131,7 @@ def _env_from(container: client.V1Container) -> tuple[tuple[str, ...], tuple[str
             tuple(src.secret_ref.name for src in sources if src.secret_ref))
 
 
-def code_location(deployment: client.V1Deployment, location_label: str = "deployment") -> CodeLocation:
+def code_location(deployment: client.V1Deployment, location_label: str = names.LOCATION_LABEL) -> CodeLocation:
     """A code location server as the suites describe one; its name is the Deployment's location label."""
     container = _container(deployment, "grpc", "code-server")
     config_maps, secrets = _env_from(container)
@@ -248,8 +156,8 @@ def _one_deployment(apps: client.AppsV1Api, namespace: str, selector: str, what:
         raise DiscoveryError(f"namespace {namespace} has no {what}: no Deployment matches {selector} "
                              f"(pass {option} if yours is labelled differently)")
     if len(found) > 1:
-        names = ", ".join(d.metadata.name for d in found)
-        raise DiscoveryError(f"namespace {namespace} has several {what}s ({names}) matching {selector}: "
+        several = ", ".join(d.metadata.name for d in found)
+        raise DiscoveryError(f"namespace {namespace} has several {what}s ({several}) matching {selector}: "
                              f"pass a narrower {option}")
     return found[0]
 
@@ -313,8 +221,8 @@ def _instance_config_map(core: client.CoreV1Api, namespace: str, selectors: Sele
     if not candidates:
         raise DiscoveryError(f"no instance ConfigMap with a {INSTANCE_KEY} key in {namespace} "
                              "(pass --instance-config-map)")
-    names = ", ".join(cm.metadata.name for cm in candidates)
-    raise DiscoveryError(f"several ConfigMaps with a {INSTANCE_KEY} key in {namespace} ({names}): "
+    several = ", ".join(cm.metadata.name for cm in candidates)
+    raise DiscoveryError(f"several ConfigMaps with a {INSTANCE_KEY} key in {namespace} ({several}): "
                          "pass --instance-config-map")
 
 
@@ -390,11 +298,11 @@ def discover(api: client.ApiClient, namespace: str, selectors: Selectors = Selec
     locations, others = _locations(apps, namespace, selectors, required_locations)
     workers = (_celery_workers(apps, namespace, selectors.celery_workers)
                if instance.run_launcher_class == CELERY_LAUNCHER else None)
-    names = ObjectNames(webserver=webserver.metadata.name, webserver_service=service, webserver_port=port,
+    parts = ObjectNames(webserver=webserver.metadata.name, webserver_service=service, webserver_port=port,
                         daemon=daemon.metadata.name, instance_config_map=config_map.metadata.name,
                         celery_workers=workers.metadata.name if workers else None)
     return DiscoveredDagster(
-        namespace=namespace, instance=instance, names=names, dagster_image=webserver_container.image,
+        namespace=namespace, instance=instance, names=parts, dagster_image=webserver_container.image,
         webserver_replicas=_replicas(webserver), code_locations=locations, other_locations=others,
         celery_worker_replicas=_replicas(workers) if workers else None,
         celery_worker_concurrency=concurrency(_container(workers, "dagster-celery", "celery")) if workers else None,
@@ -409,15 +317,6 @@ def _replicas(deployment: client.V1Deployment) -> int:
 
 
 # --- from what was found to what the suites use -----------------------------------------------------------------
-
-def combinations_served(instance: InstanceConfig) -> tuple[str, ...]:
-    """The combinations a deployment can be tested as: with the K8sRunLauncher each job picks its executor."""
-    if instance.run_launcher_class == K8S_LAUNCHER:
-        return ("k8s-multiprocess", "k8s-job")
-    if instance.run_launcher_class == CELERY_LAUNCHER:
-        return ("celery-k8s",)
-    return ()
-
 
 def settings_for(discovered: DiscoveredDagster, combination: str) -> DeploymentSettings:
     """The description the suites use, for one combination this deployment serves."""
@@ -447,8 +346,3 @@ def settings_for(discovered: DiscoveredDagster, combination: str) -> DeploymentS
     )
 
 
-# --- permissions --------------------------------------------------------------------------------------------------
-
-def missing_access(api: client.ApiClient, namespace: str, chaos: bool) -> list[str]:
-    """What the current identity may not do in ``namespace`` (SelfSubjectAccessReview), e.g. "delete pods in ns"."""
-    return denied_access(api, NAMESPACED_ACCESS + (CHAOS_ACCESS if chaos else ()), namespace, REQUEST_TIMEOUT)

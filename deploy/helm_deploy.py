@@ -21,7 +21,7 @@ from clusters import manifests as kube_manifests
 from common.progress import phase, say
 from common.waits import Observation, wait_for
 from dagster_api import DagsterWebserver
-from deploy import bringup, manifests, postgres_storage
+from deploy import bringup, manifests, names, postgres_manifests, postgres_storage
 from deploy import settings as s
 from deploy.bringup import DeployError, Deployment
 from deploy.discover import discover, settings_for
@@ -37,12 +37,12 @@ __all__ = ["chart_source", "deploy", "described", "reconfigure", "release", "sui
 
 # The objects the chart is pointed at but does not make: the Postgres password (generatePostgresqlPasswordSecret
 # is off) and the ConfigMap and Secret the sample code locations pass to their runs.
-SUITE_OBJECTS = (s.POSTGRES_SECRET, s.TEST_ENV_CONFIG_MAP, s.TEST_ENV_SECRET)
+SUITE_OBJECTS = (names.POSTGRES_SECRET, s.TEST_ENV_CONFIG_MAP, s.TEST_ENV_SECRET)
 
 
 def release(cfg: DeploymentSettings) -> HelmRelease:
     source = _source(cfg)
-    return HelmRelease(name=s.RELEASE, namespace=cfg.namespace, chart=source.chart)
+    return HelmRelease(name=names.RELEASE, namespace=cfg.namespace, chart=source.chart)
 
 
 def _source(cfg: DeploymentSettings) -> HelmChart:
@@ -70,17 +70,17 @@ def _helm_apply(api: client.ApiClient, cfg: DeploymentSettings) -> None:
         ours = Path(directory) / "dkc-values.yaml"
         ours.write_text(yaml.safe_dump(chart_values(cfg, source.busybox_image), sort_keys=False))
         files = [ours, *([source.values_file] if source.values_file else [])]
-        run_helm(api, release(cfg).upgrade_install(files), f"release {s.RELEASE} of {source.chart} in {cfg.namespace}")
+        run_helm(api, release(cfg).upgrade_install(files),
+                 f"release {names.RELEASE} of {source.chart} in {cfg.namespace}")
 
 
 def _gates(api: client.ApiClient, cfg: DeploymentSettings) -> None:
     for location in cfg.code_locations:
-        bringup._gate(api, cfg.namespace, f"code location {location.name}",
-                      bringup._selector("user-deployments", deployment=location.name))
-    bringup._gate(api, cfg.namespace, "the webserver", bringup._selector("dagster-webserver"))
-    bringup._gate(api, cfg.namespace, "the daemon", bringup._selector("dagster-daemon"))
+        bringup._gate(api, cfg.namespace, f"code location {location.name}", names.location_selector(location.name))
+    bringup._gate(api, cfg.namespace, "the webserver", names.selector(names.WEBSERVER_COMPONENT))
+    bringup._gate(api, cfg.namespace, "the daemon", names.selector(names.DAEMON_COMPONENT))
     if cfg.uses_celery:
-        bringup._gate(api, cfg.namespace, "the Celery workers", bringup._selector("celery"))
+        bringup._gate(api, cfg.namespace, "the Celery workers", names.selector(names.CELERY_COMPONENT))
 
 
 def described(api: client.ApiClient, cfg: DeploymentSettings) -> DeploymentSettings:
@@ -120,11 +120,11 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
             kube_manifests.apply(api, suite_objects(cfg), namespace=cfg.namespace)
         with phase("Starting the suite's PostgreSQL" + (" and Redis" if cfg.uses_celery else "")
                    + " (the chart's bitnami subcharts are off)"):
-            kube_manifests.apply(api, manifests.postgres(cfg) + manifests.broker(cfg), namespace=cfg.namespace)
-            bringup._gate(api, cfg.namespace, "PostgreSQL", bringup._selector("postgresql"))
+            kube_manifests.apply(api, postgres_manifests.postgres(cfg) + manifests.broker(cfg), namespace=cfg.namespace)
+            bringup._gate(api, cfg.namespace, "PostgreSQL", names.selector(names.POSTGRESQL_COMPONENT))
             if cfg.uses_celery:
-                bringup._gate(api, cfg.namespace, "the Celery broker", bringup._selector("redis"))
-        with phase(f"helm upgrade --install {s.RELEASE} {source.chart} -n {cfg.namespace}"):
+                bringup._gate(api, cfg.namespace, "the Celery broker", names.selector(names.REDIS_COMPONENT))
+        with phase(f"helm upgrade --install {names.RELEASE} {source.chart} -n {cfg.namespace}"):
             _helm_apply(api, cfg)
         with phase("Waiting for the chart's code locations, webserver, daemon"
                    + (" and Celery workers" if cfg.uses_celery else "")):
@@ -139,11 +139,11 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
 def reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
     """``cfg``'s instance settings through ``helm upgrade``; the pods reading dagster.yaml roll (the chart's
     checksum annotation changed)."""
-    api, names = deployment.api, cfg.names
-    with phase(f"helm upgrade {s.RELEASE} in {cfg.namespace} onto its new instance config"):
+    api, parts = deployment.api, cfg.names
+    with phase(f"helm upgrade {names.RELEASE} in {cfg.namespace} onto its new instance config"):
         _helm_apply(api, cfg)
         apps = client.AppsV1Api(api)
-        for name in [names.webserver, names.daemon, *([names.celery_workers] if names.celery_workers else [])]:
+        for name in [parts.webserver, parts.daemon, *([parts.celery_workers] if parts.celery_workers else [])]:
             wait_for(f"Deployment {cfg.namespace}/{name} to roll out",
                      lambda name=name: rollout_complete(apps, cfg.namespace, name), bringup.READY_TIMEOUT, 2)
     return _serving(api, described(api, cfg))
@@ -151,8 +151,8 @@ def reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
 
 def uninstall(api: client.ApiClient, cfg: DeploymentSettings) -> None:
     """helm uninstall, so the release's objects go the chart's way before the namespace is deleted."""
-    with phase(f"helm uninstall {s.RELEASE} -n {cfg.namespace}"):
+    with phase(f"helm uninstall {names.RELEASE} -n {cfg.namespace}"):
         try:
-            run_helm(api, release(cfg).uninstall(), f"release {s.RELEASE} in {cfg.namespace}")
+            run_helm(api, release(cfg).uninstall(), f"release {names.RELEASE} in {cfg.namespace}")
         except HelmError as exc:  # teardown goes on: deleting the namespace removes the release's objects too
             say(f"  ! {exc}; deleting the namespace removes what the release made")

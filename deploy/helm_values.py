@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from deploy import manifests
+from deploy import manifests, names
 from deploy import settings as s
 from deploy.sample_location import split_image, values_snippet
 from deploy.settings import DeploymentSettings
@@ -80,10 +80,10 @@ def _run_launcher(cfg: DeploymentSettings) -> dict[str, Any]:
 def _storage(cfg: DeploymentSettings, postgres_image: str) -> dict[str, Any]:
     """The suite's PostgreSQL and its password Secret (made by the suite before PostgreSQL starts)."""
     return {
-        "global": {"postgresqlSecretName": s.POSTGRES_SECRET},
+        "global": {"postgresqlSecretName": names.POSTGRES_SECRET},
         "generatePostgresqlPasswordSecret": False,
         # The image is the chart's check-db-ready init container (`pg_isready`): our PostgreSQL image has it.
-        "postgresql": {"enabled": False, "postgresqlHost": s.POSTGRES, "postgresqlUsername": "dagster",
+        "postgresql": {"enabled": False, "postgresqlHost": names.POSTGRES, "postgresqlUsername": "dagster",
                        "postgresqlDatabase": "dagster", "service": {"port": 5432},
                        "image": image(postgres_image, cfg.image_pull_policy)},
     }
@@ -93,7 +93,7 @@ def _broker(cfg: DeploymentSettings) -> dict[str, Any]:
     if not cfg.uses_celery:
         return {"redis": {"enabled": False, "internal": False}, "rabbitmq": {"enabled": False}}
     # Broker db 0, backend db 1: the same URLs as the suite's own deployment (DeploymentSettings.broker_url).
-    return {"redis": {"enabled": True, "internal": False, "usePassword": False, "host": s.BROKER, "port": 6379,
+    return {"redis": {"enabled": True, "internal": False, "usePassword": False, "host": names.BROKER, "port": 6379,
                       "brokerDbNumber": 0, "backendDbNumber": 1},
             "rabbitmq": {"enabled": False}, "generateCeleryConfigSecret": True}
 

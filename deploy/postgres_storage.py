@@ -2,7 +2,7 @@
 
 The shape is the same on every provider: a PersistentVolume with a hostPath directory on one node (its node
 affinity pins the volume, and the PostgreSQL pod with it), pre-bound to the deployment's claim, no StorageClass
-(``deploy.manifests.postgres_data``). Why not the cluster's default StorageClass where there is one (kind): its
+(``deploy.postgres_manifests.postgres_data``). Why not the cluster's default StorageClass where there is one (kind): its
 local-path provisioner makes exactly this (a node directory behind a PV with node affinity), so it would add a
 second shape to test for nothing, and the local provider has no provisioner at all. A volume we make names its
 node and directory, so teardown removes the data from exactly there, and a kept deployment finds its database
@@ -21,9 +21,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
-from deploy import manifests
+from deploy import names, postgres_manifests
 from deploy.errors import DeployError
-from deploy.settings import POSTGRES, DeploymentSettings, PostgresVolume
+from deploy.names import POSTGRES
+from deploy.settings import DeploymentSettings, PostgresVolume
 from observation.kube import pod_summary, wait_pod_finished
 
 HOST_ROOT = "/var/tmp/dagster-k8s-conformance/postgresql"
@@ -63,7 +64,7 @@ def volume_of(persistent_volume: client.V1PersistentVolume) -> PostgresVolume:
 
 def volumes(core: client.CoreV1Api, namespace: str) -> list[client.V1PersistentVolume]:
     """The PVs holding PostgreSQL data of the deployment in ``namespace`` (PVs are cluster-scoped: by label)."""
-    return core.list_persistent_volume(label_selector=f"{manifests.POSTGRES_DATA_LABEL}={namespace}").items
+    return core.list_persistent_volume(label_selector=f"{postgres_manifests.POSTGRES_DATA_LABEL}={namespace}").items
 
 
 def ensure_volume(api: client.ApiClient, cfg: DeploymentSettings) -> PostgresVolume:
@@ -125,7 +126,7 @@ def _stop_postgres(api: client.ApiClient, namespace: str, timeout: float = 60) -
     core = client.CoreV1Api(api)
 
     def look() -> Observation[None]:
-        pods = core.list_namespaced_pod(namespace, label_selector="component=postgresql").items
+        pods = core.list_namespaced_pod(namespace, label_selector=names.POSTGRESQL_SELECTOR).items
         return Observation(not pods, " | ".join(pod_summary(p) for p in pods))
 
     try:
@@ -135,7 +136,7 @@ def _stop_postgres(api: client.ApiClient, namespace: str, timeout: float = 60) -
 
 
 def _remove_directory(core: client.CoreV1Api, cfg: DeploymentSettings, volume: PostgresVolume) -> None:
-    pod = manifests.postgres_data_cleaner(cfg, volume)
+    pod = postgres_manifests.postgres_data_cleaner(cfg, volume)
     name = pod["metadata"]["name"]
     try:
         core.create_namespaced_pod(cfg.namespace, pod)

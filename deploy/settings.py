@@ -1,7 +1,7 @@
 """What a Dagster deployment is made of: one description shared by deploying and by the suites.
 
-Names and labels mirror the official Helm chart (release ``dagster``), so chaos selectors and
-lookups are the ones a user would write against a chart-installed Dagster.
+Names and labels mirror the official Helm chart (release ``dagster``, spelled in deploy/names.py), so chaos
+selectors and lookups are the ones a user would write against a chart-installed Dagster.
 """
 
 from __future__ import annotations
@@ -10,30 +10,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy import names
+from deploy.names import (  # the chart's object names, spelled in deploy/names.py; here for the suites' imports
+    BROKER,
+    CELERY_CONFIG_MAP,
+    CELERY_WORKERS,
+    DAEMON,
+    INSTANCE_CONFIG_MAP,
+    PIPELINE_ENV_CONFIG_MAP,
+    POSTGRES,
+    POSTGRES_PASSWORD_KEY,
+    POSTGRES_SECRET,
+    RELEASE,
+    SERVICE_ACCOUNT,
+    USER_DEPLOYMENTS_SERVICE_ACCOUNT,
+    WEBSERVER,
+    WORKSPACE_CONFIG_MAP,
+)
+
+__all__ = [
+    "BROKER", "CELERY_CONFIG_MAP", "CELERY_QUEUE", "CELERY_WORKERS", "COMBINATIONS", "COMPUTE_LOG_DIR",
+    "CONFIG_MAP_ENV", "DAEMON", "DAGSTER_HOME", "GRPC_PORT", "INSTANCE_CONFIG_MAP", "INSTANCE_RUN_K8S_CONFIG",
+    "MANAGED_LABEL", "PIPELINE_ENV_CONFIG_MAP", "PLAIN_ENV", "POSTGRES", "POSTGRES_PASSWORD_KEY", "POSTGRES_SECRET",
+    "RELEASE", "SECRET_ENV_NAME", "SERVICE_ACCOUNT", "TEST_ENV_CONFIG_MAP", "TEST_ENV_SECRET",
+    "USER_DEPLOYMENTS_SERVICE_ACCOUNT", "WEBSERVER", "WEBSERVER_PORT", "WORKSPACE_CONFIG_MAP", "CodeLocation",
+    "DeploymentSettings", "HelmChart", "Images", "ObjectNames", "PostgresVolume", "validate_combination",
+]
+
 COMBINATIONS = ("k8s-multiprocess", "k8s-job", "celery-k8s")
-RELEASE = "dagster"
 DAGSTER_HOME = "/opt/dagster/dagster_home"
 COMPUTE_LOG_DIR = "/opt/dagster/compute-logs"
 GRPC_PORT = 3030
 WEBSERVER_PORT = 80
 MANAGED_LABEL = "dkc.dagster.io/managed-by"
 
-# Object names, as the chart names them for release "dagster".
-WEBSERVER = f"{RELEASE}-dagster-webserver"
-DAEMON = f"{RELEASE}-daemon"
-INSTANCE_CONFIG_MAP = f"{RELEASE}-instance"
-WORKSPACE_CONFIG_MAP = f"{RELEASE}-workspace-yaml"
-PIPELINE_ENV_CONFIG_MAP = f"{RELEASE}-pipeline-env"
-POSTGRES = f"{RELEASE}-postgresql"
-POSTGRES_SECRET = f"{RELEASE}-postgresql-secret"
-POSTGRES_PASSWORD_KEY = "postgresql-password"
-BROKER = f"{RELEASE}-redis"
-CELERY_WORKERS = f"{RELEASE}-celery-workers"
-CELERY_CONFIG_MAP = f"{RELEASE}-celery-config"
-SERVICE_ACCOUNT = RELEASE  # webserver, daemon, Celery workers
-# Code location servers and, through their container context, run and step pods: the chart's second account,
-# with its narrower Role (Jobs and pods only), so the suite's own deployment holds workloads to the same rights.
-USER_DEPLOYMENTS_SERVICE_ACCOUNT = f"{RELEASE}-dagster-user-deployments-user-deployments"
 CELERY_QUEUE = "dagster"
 # What the suite sets on its code locations to follow env vars into run, step and external pods (C10).
 TEST_ENV_CONFIG_MAP = "dkc-test-env"
@@ -65,7 +75,7 @@ class CodeLocation:
     @property
     def service(self) -> str:
         """The Deployment (and, when we deploy it, the Service) serving this location."""
-        return self.deployment_name or f"{RELEASE}-dagster-user-deployments-{self.name}"
+        return self.deployment_name or names.user_deployment(self.name)
 
 
 # The instance's defaults for run pods (K8sRunLauncher run_k8s_config): small requests so that many pods fit

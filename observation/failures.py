@@ -13,7 +13,8 @@ from kubernetes import client
 
 from dagster_api import RunEvent
 from observation.kube import job_summary
-from observation.snapshot import RUN_ID_LABEL, pods_of_run
+from observation.labels import JOB_NAME_LABEL, run_job_pods, run_selector
+from observation.snapshot import pods_of_run
 
 # Waiting reasons every pod passes through on its way up: not a cause.
 _ON_THE_WAY = frozenset({"ContainerCreating", "PodInitializing"})
@@ -74,16 +75,16 @@ def _warnings_for(core: client.CoreV1Api, namespace: str, name: str) -> list[str
 
 def kubernetes_cause(core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str, run_id: str) -> str | None:
     """What Kubernetes says went wrong with the run's Jobs and pods; None when every one of them looks healthy."""
-    selector = f"{RUN_ID_LABEL}={run_id}"
-    jobs = {job.metadata.name: job for job in batch.list_namespaced_job(namespace, label_selector=selector).items}
+    jobs = {job.metadata.name: job
+            for job in batch.list_namespaced_job(namespace, label_selector=run_selector(run_id)).items}
     pods = pods_of_run(core, namespace, run_id)
-    pods += [pod for pod in core.list_namespaced_pod(namespace, label_selector=f"job-name=dagster-run-{run_id}").items
+    pods += [pod for pod in core.list_namespaced_pod(namespace, label_selector=run_job_pods(run_id)).items
              if pod.metadata.uid not in {p.metadata.uid for p in pods}]
     parts = []
     for pod in pods:
         if problems := pod_problems(pod):
             parts.append(f"pod {pod.metadata.name} {pod.status.phase}: {'; '.join(problems)}")
-    with_pods = {(pod.metadata.labels or {}).get("job-name") for pod in pods}
+    with_pods = {(pod.metadata.labels or {}).get(JOB_NAME_LABEL) for pod in pods}
     for name, job in jobs.items():
         failed = [c for c in job.status.conditions or [] if c.type == "Failed" and c.status == "True"]
         if failed:

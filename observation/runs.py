@@ -12,12 +12,16 @@ from typing import Any
 from kubernetes import client
 
 from dagster_api import DagsterWebserver
+from observation.labels import (
+    DAGSTER_COMPONENT_LABEL,
+    EXTERNAL_JOB_COMPONENT,
+    JOB_NAME_LABEL,
+    STEP_JOB_PREFIX,
+    run_job_pods,
+    run_selector,
+)
 
-RUN_JOB_PREFIX = "dagster-run-"
-STEP_JOB_PREFIX = "dagster-step-"
 STEP_ARGS_ENV = "DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-EXTERNAL_COMPONENT = "k8s_job_op"
 
 
 @dataclass
@@ -40,12 +44,12 @@ class RunFootprint:
 
 def is_external(obj: client.V1Job | client.V1Pod) -> bool:
     """Made by k8s_job_op / execute_k8s_job (they label their Jobs and pods with this component)."""
-    return (obj.metadata.labels or {}).get(COMPONENT_LABEL) == EXTERNAL_COMPONENT
+    return (obj.metadata.labels or {}).get(DAGSTER_COMPONENT_LABEL) == EXTERNAL_JOB_COMPONENT
 
 
 def footprint(core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str, run_id: str) -> RunFootprint:
     """Every Job and pod in ``namespace`` labelled with the run's id, as the launchers label them."""
-    selector = f"dagster/run-id={run_id}"
+    selector = run_selector(run_id)
     found = RunFootprint(run_id)
     for job in batch.list_namespaced_job(namespace, label_selector=selector).items:
         if is_external(job):
@@ -54,15 +58,14 @@ def footprint(core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str, 
             (found.step_jobs if job.metadata.name.startswith(STEP_JOB_PREFIX) else found.run_jobs).append(job)
     # Pods by the Job that owns them: the run Job's name carries the run id, step Jobs a hash.
     for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
-        owner = pod.metadata.labels.get("job-name", "")
+        owner = pod.metadata.labels.get(JOB_NAME_LABEL, "")
         if is_external(pod):
             found.external_pods.append(pod)
         else:
             (found.step_pods if owner.startswith(STEP_JOB_PREFIX) else found.run_pods).append(pod)
     # A run pod made by K8sRunLauncher may carry the run id only in its Job's name.
     if not found.run_pods:
-        for pod in core.list_namespaced_pod(
-                namespace, label_selector=f"job-name={RUN_JOB_PREFIX}{run_id}").items:
+        for pod in core.list_namespaced_pod(namespace, label_selector=run_job_pods(run_id)).items:
             found.run_pods.append(pod)
     return found
 

@@ -11,13 +11,12 @@ from typing import Any
 from kubernetes import client
 
 from dagster_api import DagsterWebserver, RunEvent
-
-RUN_ID_LABEL = "dagster/run-id"
+from observation.labels import run_selector
 
 
 def pods_of_run(core: client.CoreV1Api, namespace: str, run_id: str) -> list[client.V1Pod]:
     """The run's pods that still exist (run, step and external job pods carry the run id label)."""
-    return core.list_namespaced_pod(namespace, label_selector=f"{RUN_ID_LABEL}={run_id}").items
+    return core.list_namespaced_pod(namespace, label_selector=run_selector(run_id)).items
 
 
 def as_documents(api: client.ApiClient, objects: list[Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import TracebackType
@@ -16,20 +16,11 @@ from typing import Any
 
 from kubernetes import client, watch
 
-__all__ = ["PodSpan", "PodTimeline", "component_of", "fold"]
+__all__ = ["Describe", "PodSpan", "PodTimeline", "fold"]
 
-# Labels the Dagster Helm chart (and deploy/manifests.py, which follows it) puts on control-plane pods.
-CHART_COMPONENTS = {
-    "dagster-webserver": "webserver",
-    "dagster-daemon": "daemon",
-    "celery": "celery worker",
-    "postgresql": "postgresql",
-    "redis": "broker",
-}
-# Labels dagster_k8s puts on the pods it launches (launcher.py, executor.py, ops/k8s_job_op.py via job.py).
-RUN_ID_LABEL = "dagster/run-id"
-DAGSTER_COMPONENT_LABEL = "app.kubernetes.io/component"
-STEP_LABELS = ("dagster/op", "dagster/step-key")
+# What a pod is, from its labels, in words a reader of the report knows ("webserver", "run 1a2b3c4d"): the
+# chart's labels are deploy/names.py's (deploy.names.component_of), a room above this one.
+Describe = Callable[[dict[str, str] | None], str]
 
 FINISHED_PHASES = ("Succeeded", "Failed")
 
@@ -45,29 +36,6 @@ class PodSpan:
     ready: float | None = None
     ended: float | None = None
     end_reason: str | None = None  # "deleted", or the phase it finished in: "Succeeded" / "Failed"
-
-
-def component_of(labels: dict[str, str] | None) -> str:
-    """What a pod is, in words a reader of the report knows ("webserver", "code location x", "run 1a2b3c4d")."""
-    labels = labels or {}
-    if RUN_ID_LABEL in labels:
-        return _dagster_pod(labels)
-    component = labels.get("component", "")
-    if component == "user-deployments":
-        return f"code location {labels.get('deployment', '?')}"
-    return CHART_COMPONENTS.get(component, "other")
-
-
-def _dagster_pod(labels: dict[str, str]) -> str:
-    kind = labels.get(DAGSTER_COMPONENT_LABEL)
-    if kind == "run_worker":
-        return f"run {labels[RUN_ID_LABEL][:8]}"
-    if kind == "step_worker":
-        step = next((labels[key] for key in STEP_LABELS if labels.get(key)), "step")
-        return f"step {step}"
-    if kind == "k8s_job_op":
-        return "external job"
-    return "other"
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -109,7 +77,8 @@ def _deleted_at(pod: client.V1Pod) -> float | None:
 class _Spans:
     """The fold's state, kept between events so a recorder need not keep every pod it saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, describe: Describe) -> None:
+        self._describe = describe
         self._by_uid: dict[str, PodSpan] = {}
 
     def add(self, event_type: str, pod: client.V1Pod, seen_at: float) -> None:
@@ -117,7 +86,7 @@ class _Spans:
         uid = meta.uid or meta.name  # a replacement pod with the same name has a new uid, so a new span
         span = self._by_uid.get(uid)
         if span is None:
-            span = PodSpan(meta.name, uid, component_of(meta.labels), _epoch(meta.creation_timestamp) or seen_at)
+            span = PodSpan(meta.name, uid, self._describe(meta.labels), _epoch(meta.creation_timestamp) or seen_at)
             self._by_uid[uid] = span
         if span.ended is not None:  # the first end wins: a pod deleted while running then "Failed" was deleted
             return
@@ -138,9 +107,10 @@ class _Spans:
         return sorted((replace(span) for span in self._by_uid.values()), key=lambda s: (s.component, s.created))
 
 
-def fold(events: Iterable[tuple[str, client.V1Pod, float]]) -> list[PodSpan]:
-    """Fold ``(event_type, pod, seen_at)`` watch events into one span per pod uid, sorted by (component, created)."""
-    spans = _Spans()
+def fold(events: Iterable[tuple[str, client.V1Pod, float]], describe: Describe) -> list[PodSpan]:
+    """Fold ``(event_type, pod, seen_at)`` watch events into one span per pod uid, sorted by (component, created);
+    ``describe`` names each pod's component."""
+    spans = _Spans(describe)
     for event_type, pod, seen_at in events:
         spans.add(event_type, pod, seen_at)
     return spans.spans()
@@ -157,7 +127,8 @@ class PodTimeline:
     Recording never fails the test: API errors are kept in ``last_error`` and the watch is retried.
     """
 
-    def __init__(self, api: client.ApiClient, namespace: str, watch_timeout: int = 5, backoff: float = 2.0) -> None:
+    def __init__(self, api: client.ApiClient, namespace: str, describe: Describe, watch_timeout: int = 5,
+                 backoff: float = 2.0) -> None:
         self.namespace = namespace
         self.started: float | None = None
         self.stopped: float | None = None
@@ -166,7 +137,7 @@ class PodTimeline:
         self._watch_timeout = watch_timeout  # short, so the thread notices stop without a forced close
         self._backoff = backoff
         self._lock = threading.Lock()
-        self._spans = _Spans()
+        self._spans = _Spans(describe)
         self._marks: list[tuple[str, float]] = []
         self._stop = threading.Event()
         self._watcher: watch.Watch | None = None

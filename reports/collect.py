@@ -14,9 +14,11 @@ from typing import Any
 
 from kubernetes import client
 
+from deploy import names
 from deploy.bringup import Deployment
 from observation.kube import pod_summary
-from observation.snapshot import RUN_ID_LABEL, as_documents, event_log, events_since, pods_of_run
+from observation.labels import RUN_ID_LABEL
+from observation.snapshot import as_documents, event_log, events_since, pods_of_run
 from observation.timeline import PodTimeline
 from reports.evidence import attach_json, attach_png, attach_text, attach_yaml
 from reports.launches import LAUNCHES
@@ -35,7 +37,7 @@ class Evidence:
         self.deployment, self.title, self.figures = deployment, title, figures
         self.started = time.time()
         self.first_launch = LAUNCHES.mark()
-        self.timeline = PodTimeline(deployment.api, deployment.namespace)
+        self.timeline = PodTimeline(deployment.api, deployment.namespace, names.component_of)
         self.finished = False
 
     def __enter__(self) -> Evidence:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from deploy import names
 from deploy.bringup import Deployment
 from observation.kube import job_condition, job_summary, wait_job_finished
 
@@ -17,14 +18,14 @@ RUN_TIMEOUT = 240
 @pytest.mark.c1
 def test_control_plane_runs_as_deployments_and_the_instance_is_a_config_map(dagster: Deployment) -> None:
     deployments = {d.metadata.name: d for d in dagster.apps.list_namespaced_deployment(dagster.namespace).items}
-    names = dagster.settings.names
-    expected = [names.webserver, names.daemon, *(loc.service for loc in dagster.settings.code_locations)]
+    parts = dagster.settings.names
+    expected = [parts.webserver, parts.daemon, *(loc.service for loc in dagster.settings.code_locations)]
     for name in expected:
         assert name in deployments, f"no Deployment {name} in {dagster.namespace}: has {sorted(deployments)}"
         ready = deployments[name].status.ready_replicas or 0
         assert ready >= 1, f"Deployment {name} has {ready} ready replicas"
 
-    instance = dagster.core.read_namespaced_config_map(names.instance_config_map, dagster.namespace)
+    instance = dagster.core.read_namespaced_config_map(parts.instance_config_map, dagster.namespace)
     launcher = yaml.safe_load(instance.data["dagster.yaml"])["run_launcher"]["class"]
     expected_launcher = "CeleryK8sRunLauncher" if dagster.settings.uses_celery else "K8sRunLauncher"
     assert launcher == expected_launcher, f"instance ConfigMap names {launcher}, expected {expected_launcher}"
@@ -37,14 +38,14 @@ def test_control_plane_runs_as_deployments_and_the_instance_is_a_config_map(dags
 def test_a_run_is_a_kubernetes_job_that_completes(dagster: Deployment) -> None:
     run_id = dagster.run_to_success("ping", timeout=RUN_TIMEOUT)
 
-    run_job = wait_job_finished(dagster.batch, dagster.namespace, f"dagster-run-{run_id}", timeout=60)
+    run_job = wait_job_finished(dagster.batch, dagster.namespace, names.run_job_name(run_id), timeout=60)
     assert job_condition(run_job, "Complete"), f"run Job did not complete: {job_summary(run_job)}"
     assert run_job.spec.backoff_limit == 0, f"run Job has backoffLimit {run_job.spec.backoff_limit}, expected 0"
     container = run_job.spec.template.spec.containers[0]
     assert container.args[:3] == ["dagster", "api", "execute_run"], f"run pod runs {container.args[:3]}"
 
-    run_jobs = dagster.batch.list_namespaced_job(dagster.namespace, label_selector=f"dagster/run-id={run_id}").items
-    step_jobs = [j for j in run_jobs if j.metadata.name.startswith("dagster-step-")]
+    run_jobs = dagster.batch.list_namespaced_job(dagster.namespace, label_selector=names.run_selector(run_id)).items
+    step_jobs = [j for j in run_jobs if j.metadata.name.startswith(names.STEP_JOB_PREFIX)]
     if dagster.settings.combination == "k8s-multiprocess":
         assert not step_jobs, f"multiprocess run made step Jobs: {[j.metadata.name for j in step_jobs]}"
     else:

@@ -12,6 +12,7 @@ import pytest
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import deserialize_value
 
+from deploy import names
 from deploy.bringup import Deployment
 from observation.runs import STEP_ARGS_ENV, env_of, step_args_json
 from suites import only
@@ -27,7 +28,7 @@ def test_multiprocess_steps_run_as_processes_of_the_run_pod(dagster: Deployment)
     found = dagster.footprint(run_id)
     reports = dagster.step_reports(run_id)
 
-    assert [j.metadata.name for j in found.run_jobs] == [f"dagster-run-{run_id}"], "expected exactly one run Job"
+    assert [j.metadata.name for j in found.run_jobs] == [names.run_job_name(run_id)], "expected exactly one run Job"
     assert not found.step_jobs, f"multiprocess made step Jobs: {[j.metadata.name for j in found.step_jobs]}"
     assert len(found.run_pods) == 1, f"expected one run pod, found {[p.metadata.name for p in found.run_pods]}"
     run_pod = found.run_pods[0].metadata.name

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client
 
+from deploy import names
 from deploy.bringup import Deployment
 from observation.runs import RunFootprint
 from suites.expected import missing_from_spec, wrong_in_process
@@ -36,7 +37,7 @@ class ExternalRun:
     found: RunFootprint
 
     def pod_of(self, op: str) -> client.V1Pod:
-        pods = [p for p in self.found.external_pods if p.metadata.labels.get("dagster/op") == op]
+        pods = [p for p in self.found.external_pods if p.metadata.labels.get(names.OP_LABEL) == op]
         assert len(pods) == 1, f"expected one external pod of op {op} in run {self.run_id}, found " + str(
             [p.metadata.name for p in self.found.external_pods])
         return pods[0]

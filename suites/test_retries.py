@@ -14,6 +14,7 @@ from kubernetes import client
 
 from common.waits import Observation, holds_for, wait_for
 from dagster_api import RunInfo
+from deploy import names
 from deploy.bringup import Deployment
 from suites import only
 
@@ -62,7 +63,7 @@ def test_a_failed_run_is_retried_by_dagster_exactly_n_times(dagster: Deployment)
         assert retry.status.value == "FAILURE", f"retry {retry.run_id} ended {retry.status.value}"
     for run_id in [root, *(r.run_id for r in retries)]:
         found = dagster.footprint(run_id)
-        assert [j.metadata.name for j in found.run_jobs] == [f"dagster-run-{run_id}"], (
+        assert [j.metadata.name for j in found.run_jobs] == [names.run_job_name(run_id)], (
             f"run {run_id} has run Jobs {[j.metadata.name for j in found.run_jobs]}, expected exactly one")
         assert found.run_jobs[0].spec.backoff_limit == 0, f"run Job of {run_id} lets Kubernetes retry it"
         assert len(found.run_pods) == 1, (

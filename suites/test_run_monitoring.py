@@ -20,6 +20,7 @@ import pytest
 
 from chaos.run_worker import RUN_POD_KILLED, RUN_WORKER_FAULTS, RunWorkerFault
 from clusters import ClusterInfo
+from deploy import names
 from deploy.bringup import Deployment, reconfigured
 from observation.kube import watch_until
 from suites.hold import holding, release
@@ -101,9 +102,10 @@ def test_a_run_whose_run_pod_is_killed_is_resumed_when_resume_attempts_allow_it(
                     {**resumable.chaos_variables, "run_id": run_id},
                     tmp_path_factory.mktemp("chaos") / f"{fault.name}.json", cluster.kubeconfig, cluster.context)
 
-        resumed = watch_until(resumable.batch.list_namespaced_job, f"Job dagster-run-{run_id}-1 (the resumed run)",
-                              lambda job: job.metadata.name == f"dagster-run-{run_id}-1", 300,
-                              namespace=resumable.namespace, label_selector=f"dagster/run-id={run_id}")
+        resumed_job = f"{names.run_job_name(run_id)}-1"
+        resumed = watch_until(resumable.batch.list_namespaced_job, f"Job {resumed_job} (the resumed run)",
+                              lambda job: job.metadata.name == resumed_job, 300,
+                              namespace=resumable.namespace, label_selector=names.run_selector(run_id))
         record_property("resumed_in_job", resumed.metadata.name)
         release(resumable, run_id)
         status = resumable.webserver.wait_for_run_status(run_id, ["SUCCESS"], timeout=300)

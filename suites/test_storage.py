@@ -15,14 +15,15 @@ import pytest
 from chaos.load import RequestLoop
 from common.waits import Observation, wait_for
 from dagster_api import DagsterApiError
+from deploy import names
 from deploy.bringup import Deployment
-from deploy.settings import COMBINATIONS, RELEASE
+from deploy.settings import COMBINATIONS
 from observation.kube import pod_ready, pod_summary, wait_gone, wait_replacement_ready
 from reports.evidence import attach_json, step
 
 pytestmark = [pytest.mark.conformance, pytest.mark.chaos, pytest.mark.needs_cluster]
 
-POSTGRES_PODS = f"app.kubernetes.io/instance={RELEASE},component=postgresql"
+POSTGRES_PODS = names.selector(names.POSTGRESQL_COMPONENT)
 # initdb's first line: in the new pod's log it would mean the database was created anew.
 INITDB_BANNER = "The files belonging to this database system will be owned by user"
 RECOVERY_TIMEOUT = 180

@@ -14,6 +14,7 @@ from kubernetes import client
 
 from common.waits import Observation, wait_for
 from deploy import manifests, postgres_storage
+from deploy import postgres_manifests as pg
 from deploy import settings as s
 from deploy.errors import DeployError
 from deploy.settings import CodeLocation, DeploymentSettings, Images, PostgresVolume
@@ -43,9 +44,9 @@ def test_postgres_runs_on_the_claim_with_pgdata_below_the_mount() -> None:
     deployment = next(d for d in of_kind(make(), "Deployment") if d["metadata"]["name"] == s.POSTGRES)
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": manifests.POSTGRES_DATA_CLAIM}}]
-    assert container["volumeMounts"] == [{"name": "data", "mountPath": manifests.POSTGRES_DATA_MOUNT}]
-    assert {"name": "PGDATA", "value": manifests.POSTGRES_PGDATA} in container["env"]
+    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": pg.POSTGRES_DATA_CLAIM}}]
+    assert container["volumeMounts"] == [{"name": "data", "mountPath": pg.POSTGRES_DATA_MOUNT}]
+    assert {"name": "PGDATA", "value": pg.POSTGRES_PGDATA} in container["env"]
     assert container["command"][:2] == ["sh", "-c"] and POSTGRES_ENTRYPOINT in container["command"][2]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
@@ -53,12 +54,12 @@ def test_postgres_runs_on_the_claim_with_pgdata_below_the_mount() -> None:
 def test_the_volume_is_pre_bound_pinned_to_its_node_and_labelled() -> None:
     (pv,) = of_kind(make(), "PersistentVolume")
     (claim,) = of_kind(make(), "PersistentVolumeClaim")
-    assert pv["metadata"]["labels"][manifests.POSTGRES_DATA_LABEL] == "ns"
+    assert pv["metadata"]["labels"][pg.POSTGRES_DATA_LABEL] == "ns"
     assert pv["metadata"]["labels"][s.MANAGED_LABEL] == "dkc"
     assert "namespace" not in pv["metadata"]  # cluster-scoped
     spec = pv["spec"]
     assert spec["hostPath"] == {"path": VOLUME.host_path, "type": "DirectoryOrCreate"}
-    assert spec["claimRef"] == {"namespace": "ns", "name": manifests.POSTGRES_DATA_CLAIM}
+    assert spec["claimRef"] == {"namespace": "ns", "name": pg.POSTGRES_DATA_CLAIM}
     assert spec["persistentVolumeReclaimPolicy"] == "Retain"
     assert spec["storageClassName"] == "" and claim["spec"]["storageClassName"] == ""  # no provisioner takes it
     assert claim["spec"]["volumeName"] == VOLUME.name
@@ -83,7 +84,7 @@ def test_dagster_pods_roll_when_postgres_gets_another_data_directory() -> None:
 
 
 def test_the_cleaner_runs_on_the_volumes_node_and_removes_the_directory_itself() -> None:
-    pod = manifests.postgres_data_cleaner(make(), VOLUME)
+    pod = pg.postgres_data_cleaner(make(), VOLUME)
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "node-a"}
     assert spec["volumes"][0]["hostPath"]["path"] == postgres_storage.HOST_ROOT
@@ -139,7 +140,7 @@ def start_guard(tmp_path: Path, name: str) -> tuple[subprocess.Popen[str], Path]
     entrypoint = tmp_path / "entrypoint"
     entrypoint.write_text(FAKE_POSTGRES.format(python=sys.executable))
     entrypoint.chmod(0o755)
-    script = (manifests.POSTGRES_GUARD.replace(manifests.POSTGRES_DATA_MOUNT, str(tmp_path))
+    script = (pg.POSTGRES_GUARD.replace(pg.POSTGRES_DATA_MOUNT, str(tmp_path))
               .replace(POSTGRES_ENTRYPOINT, str(entrypoint)))
     log = tmp_path / f"{name}.log"
     with log.open("w") as out:

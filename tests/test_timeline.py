@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client
 
 from common.waits import Observation, wait_for
-from observation.timeline import PodSpan, PodTimeline, component_of, fold
+from deploy.names import component_of
+from observation.timeline import PodSpan, PodTimeline, fold
 from reports.timeline import MAX_ROWS, render_png
 
 T0 = 1_700_000_000.0  # the recording starts here
@@ -62,7 +63,7 @@ def test_a_deleted_pod_and_its_replacement_are_two_spans() -> None:
         ("ADDED", pod(name, "u2", WEBSERVER, created=10.5), T0 + 10.6),
         ("MODIFIED", pod(name, "u2", WEBSERVER, created=10.5, phase="Running", ready_since=15), T0 + 15.3),
     ]
-    spans = fold(events)
+    spans = fold(events, component_of)
     assert [span.uid for span in spans] == ["u1", "u2"], "one span per uid, sorted by creation"
     first, second = spans
     assert first == PodSpan(name, "u1", "webserver", T0 + 1, T0 + 4, T0 + 10, "deleted"), \
@@ -74,13 +75,13 @@ def test_ready_falls_back_to_when_it_was_first_seen_ready() -> None:
     ready = pod("p", "u1", WEBSERVER, created=0, phase="Running", ready_since=3)
     ready.status.conditions[0].last_transition_time = None
     later = pod("p", "u1", WEBSERVER, created=0, phase="Running", ready_since=9)
-    [span] = fold([("ADDED", ready, T0 + 5), ("MODIFIED", later, T0 + 9)])
+    [span] = fold([("ADDED", ready, T0 + 5), ("MODIFIED", later, T0 + 9)], component_of)
     assert span.ready == T0 + 5, "the first time it was seen Ready wins"
 
 
 def test_a_deleted_event_without_a_deletion_timestamp_ends_at_when_it_was_seen() -> None:
     running = pod("p", "u1", WEBSERVER, created=0, phase="Running", ready_since=2)
-    [span] = fold([("ADDED", running, T0 + 1), ("DELETED", running, T0 + 7)])
+    [span] = fold([("ADDED", running, T0 + 1), ("DELETED", running, T0 + 7)], component_of)
     assert (span.ended, span.end_reason) == (T0 + 7, "deleted"), span
 
 
@@ -93,7 +94,7 @@ def test_a_run_pod_that_succeeded_ends_when_its_container_finished() -> None:
         ("DELETED", pod("dagster-run-1a2b-x", "r1", RUN_POD, created=20, phase="Succeeded", finished=31,
                         deleted=60, grace=0), T0 + 60),
     ]
-    [span] = fold(events)
+    [span] = fold(events, component_of)
     assert span == PodSpan("dagster-run-1a2b-x", "r1", "run 1a2b3c4d", T0 + 20, T0 + 23, T0 + 31, "Succeeded")
 
 
@@ -103,14 +104,14 @@ def test_a_pod_deleted_while_running_stays_deleted_when_it_then_fails() -> None:
         ("MODIFIED", pod("p", "u1", RUN_POD, created=0, phase="Running", ready_since=1, deleted=5, grace=0), T0 + 5),
         ("MODIFIED", pod("p", "u1", RUN_POD, created=0, phase="Failed", finished=6, deleted=5, grace=0), T0 + 6),
     ]
-    [span] = fold(events)
+    [span] = fold(events, component_of)
     assert (span.ended, span.end_reason) == (T0 + 5, "deleted"), span
 
 
 def test_a_pod_from_before_the_recording_keeps_its_own_times() -> None:
     old = pod("dagster-daemon-5f-abcde", "d1", {"component": "dagster-daemon"}, created=-600, phase="Running",
               ready_since=-590)
-    [span] = fold([("ADDED", old, T0)])
+    [span] = fold([("ADDED", old, T0)], component_of)
     assert (span.component, span.created, span.ready, span.ended) == ("daemon", T0 - 600, T0 - 590, None)
 
 
@@ -120,7 +121,7 @@ def test_spans_sort_by_component_then_creation() -> None:
         ("ADDED", pod("d", "d", {"component": "dagster-daemon"}, created=9), T0 + 9),
         ("ADDED", pod("w1", "w1", WEBSERVER, created=1), T0 + 1),
     ]
-    assert [span.name for span in fold(events)] == ["d", "w1", "w2"]
+    assert [span.name for span in fold(events, component_of)] == ["d", "w1", "w2"]
 
 
 @pytest.mark.parametrize(("labels", "component"), [
@@ -247,7 +248,7 @@ def test_the_recorder_resumes_after_bookmarks_relists_after_410_and_stops_at_onc
     configuration = client.Configuration()
     configuration.host = f"http://127.0.0.1:{server.server_port}"
     try:
-        with PodTimeline(client.ApiClient(configuration), "ns") as timeline:
+        with PodTimeline(client.ApiClient(configuration), "ns", component_of) as timeline:
             timeline.mark("RUN_SUCCESS", at=T0)
             wait_for("the recorder to see the pod deleted",
                      lambda: Observation(bool(timeline.spans()[0].ended), str(timeline.spans())), timeout=20,

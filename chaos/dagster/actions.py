@@ -8,6 +8,8 @@ from pathlib import Path
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client, config
 
+from observation.labels import run_job_name
+
 __all__ = ["delete_run_job"]
 
 
@@ -19,7 +21,7 @@ def _batch() -> client.BatchV1Api:
 
 def delete_run_job(run_id: str, namespace: str = "dkc-k8s-job") -> dict[str, str]:
     """Delete the run's Job ``dagster-run-<run_id>`` and its pods (foreground); returns the Job's name and UID."""
-    name = f"dagster-run-{run_id}"
+    name = run_job_name(run_id)
     batch = _batch()
     try:
         job = batch.read_namespaced_job(name, namespace)

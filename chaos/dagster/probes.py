@@ -15,7 +15,8 @@ from kubernetes import config
 
 from common.waits import Observation, WaitTimeout, wait_for
 from dagster_api import DagsterApiError, DagsterWebserver
-from deploy.settings import WEBSERVER, WEBSERVER_PORT
+from deploy.names import WEBSERVER
+from deploy.settings import WEBSERVER_PORT
 
 __all__ = ["code_location_loaded", "daemon_healthy", "run_status", "webserver_answers"]
 

@@ -1,0 +1,29 @@
+"""Self-tests for deploy.instance_config: dagster.yaml read back with Dagster's defaults, and the combinations a
+run launcher serves."""
+
+from __future__ import annotations
+
+from deploy.instance_config import combinations_served, parse_instance
+from tests.chart_fakes import CELERY_INSTANCE, K8S_INSTANCE
+
+
+def test_combinations_served_follow_the_run_launcher() -> None:
+    instance = parse_instance(K8S_INSTANCE)
+    assert combinations_served(instance) == ("k8s-multiprocess", "k8s-job")
+    assert combinations_served(parse_instance(CELERY_INSTANCE)) == ("celery-k8s",)
+    assert combinations_served(parse_instance("")) == ()
+
+
+def test_instance_defaults_are_dagsters() -> None:
+    instance = parse_instance("run_monitoring: {enabled: true}\nrun_queue: {max_concurrent_runs: 3}\n")
+    assert (instance.run_monitoring_poll_interval_seconds, instance.max_resume_run_attempts) == (120, 0)
+    assert (instance.run_retries, instance.max_retries) == (False, 0)
+    assert (instance.run_coordinator_class, instance.dequeue_interval_seconds) == ("QueuedRunCoordinator", 5)
+    assert instance.run_k8s_config == {}
+
+
+def test_env_references_for_numbers_are_unknown() -> None:
+    instance = parse_instance("run_retries: {enabled: true, max_retries: {env: RETRIES}}\n"
+                                "run_coordinator: {class: QueuedRunCoordinator, config: "
+                                "{dequeue_interval_seconds: {env: DEQUEUE}}}\n")
+    assert (instance.max_retries, instance.dequeue_interval_seconds) == (0, 5)
