@@ -79,6 +79,12 @@ def control_plane_fault(name: str, parts: ControlPlane, location: str) -> Fault:
 def merge_selectors(selectors: list[str]) -> str:
     """One selector for the pods of several equality selectors that differ in one key's value, e.g. two code
     locations' ``...,deployment=alpha`` and ``...,deployment=beta`` -> ``...,deployment in (alpha,beta)``."""
+    terms = [term for selector in selectors for term in selector.split(",")]
+    if any(term.count("=") != 1 or " " in term or "!" in term for term in terms):  # a set-based selector
+        if len(set(selectors)) == 1:
+            return selectors[0]
+        raise ValueError(f"cannot select the pods of {selectors} with one label selector: only key=value selectors "
+                         "merge")
     parsed = [dict(pair.split("=", 1) for pair in selector.split(",")) for selector in selectors]
     keys = set(parsed[0])
     if any(set(labels) != keys for labels in parsed):
@@ -112,6 +118,13 @@ class FaultNotApplied(AssertionError):
     """The experiment ran but the fault cannot be proven: never a pass."""
 
 
+def experiment_variables(fault: Fault, namespace: str, recovery_timeout: float,
+                         variables: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``--var`` values the fault's experiment runs with: ``variables`` (where the deployment's webserver is),
+    the namespace and recovery timeout, then the fault's own (the selectors of the pods it kills)."""
+    return {**(variables or {}), "namespace": namespace, "recovery_timeout": recovery_timeout, **fault.variables}
+
+
 def apply(fault: Fault, core: client.CoreV1Api, namespace: str, journal: Path, kubeconfig: Path,
           context: str | None, recovery_timeout: float = 240,
           variables: Mapping[str, str] | None = None) -> AppliedFault:
@@ -122,8 +135,8 @@ def apply(fault: Fault, core: client.CoreV1Api, namespace: str, journal: Path, k
     before = {selector: pod_uids(core, namespace, selector) for selector in fault.selectors}
     started = time.monotonic()
     outcome = chaos_run.run(chaos_run.EXPERIMENTS / fault.experiment,
-                            {**(variables or {}), "namespace": namespace, "recovery_timeout": recovery_timeout,
-                             **fault.variables}, journal, kubeconfig, context)
+                            experiment_variables(fault, namespace, recovery_timeout, variables),
+                            journal, kubeconfig, context)
     with step(f"Proof of fault: pods of {', '.join(fault.selectors)} killed and replaced by new Ready pods"):
         applied = _prove(fault, core, namespace, before, outcome, journal, started, recovery_timeout)
         attach_json("proof of fault", {

@@ -178,10 +178,31 @@ def label_selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
+_SET_OPERATORS = {"In": "{key} in ({values})", "NotIn": "{key} notin ({values})", "Exists": "{key}",
+                  "DoesNotExist": "!{key}"}
+
+
+def selector_text(selector: client.V1LabelSelector | None) -> str:
+    """A LabelSelector as the API takes it in ``label_selector``: its matchLabels (``key=value``, in a stable
+    order), then its matchExpressions (``key in (a,b)``, ``key notin (a)``, ``key``, ``!key``)."""
+    if selector is None:
+        return ""
+    terms = [label_selector(selector.match_labels or {})] if selector.match_labels else []
+    for requirement in selector.match_expressions or []:
+        values = ",".join(sorted(requirement.values or []))
+        terms.append(_SET_OPERATORS[requirement.operator].format(key=requirement.key, values=values))
+    return ",".join(terms)
+
+
 def pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
-    """A label selector for a Deployment's pods: its own matchLabels, whatever labels the chart or a team chose."""
+    """A label selector for a Deployment's pods: its own selector (matchLabels and matchExpressions), whatever
+    labels the chart or a team chose. Never empty: an empty selector would pick every pod in the namespace."""
     deployment = apps.read_namespaced_deployment(deployment_name, namespace)
-    return label_selector(deployment.spec.selector.match_labels or {})
+    found = selector_text(deployment.spec.selector)
+    if not found:
+        raise LookupError(f"Deployment {namespace}/{deployment_name} selects its pods by no label: its pods cannot "
+                          "be told from the others in the namespace")
+    return found
 
 
 def current_pods_selector(apps: client.AppsV1Api, namespace: str, deployment_name: str) -> str:
