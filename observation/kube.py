@@ -28,13 +28,21 @@ def watch_until(
     """
     deadline = time.monotonic() + timeout
     last_seen = "no event yet"
+
+    def current() -> tuple[Any, str]:
+        """The object already done in a fresh listing, or None, and the listing's resource version."""
+        nonlocal last_seen
+        listing = list_call(**list_kwargs, _request_timeout=30)
+        for obj in listing.items:
+            last_seen = describe(obj)
+            if done(obj):
+                return obj, listing.metadata.resource_version
+        return None, listing.metadata.resource_version
+
     # The current state first: the object may already be done before the watch starts.
-    listing = list_call(**list_kwargs, _request_timeout=30)
-    for obj in listing.items:
-        last_seen = describe(obj)
-        if done(obj):
-            return obj
-    resource_version = listing.metadata.resource_version
+    found, resource_version = current()
+    if found is not None:
+        return found
     while (remaining := deadline - time.monotonic()) > 0:
         watcher = watch.Watch()
         try:
@@ -48,7 +56,10 @@ def watch_until(
         except client.ApiException as exc:
             if exc.status != 410:  # 410 Gone: our resource version expired, list again
                 raise
-            resource_version = list_call(**list_kwargs, _request_timeout=30).metadata.resource_version
+            # What changed while the watch was gone shows only in the new listing: check it too.
+            found, resource_version = current()
+            if found is not None:
+                return found
         finally:
             watcher.stop()
     raise WaitTimeout(description, timeout, last_seen)

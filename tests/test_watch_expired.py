@@ -96,6 +96,17 @@ def test_several_expiries_in_a_row_are_each_answered_by_a_new_listing(scripted_w
     assert scripted_watch.started_from == ["1", "2", "3"]
 
 
+def test_an_object_that_got_there_while_the_watch_was_gone_is_found_in_the_new_listing(
+        scripted_watch: type[ScriptedWatch]) -> None:
+    lister = Lister(listing("100", pod("p", "Running", "99")), listing("250", pod("p", "Succeeded", "240")))
+    scripted_watch.scripts = [client.ApiException(status=410, reason="Gone")]  # then nothing changes any more
+
+    found = kube.watch_until(lister, "p to finish", finished, timeout=5)
+
+    assert found.status.phase == "Succeeded"
+    assert scripted_watch.started_from == ["100"], "no second watch: the listing already showed it done"
+
+
 def test_the_watch_goes_on_from_the_last_event_it_saw_when_the_server_closes_it(
         scripted_watch: type[ScriptedWatch]) -> None:
     """A watch the server ends (its timeoutSeconds) is not an expiry: no listing, the next one resumes."""
