@@ -6,6 +6,9 @@ Each room names its own errors below ``DkcError`` (ClusterError, DeployError, Da
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class DkcError(Exception):
     """Something the user can fix; the message is one line: what is wrong, then what to do about it."""
@@ -17,3 +20,15 @@ class PreflightError(DkcError):
 
 class BuildError(DkcError):
     """A component (a binary, an image) could not be built from its sources."""
+
+
+def clean_up_after(failure: BaseException, cleanup: Callable[[], object], what: str) -> None:
+    """Run ``cleanup`` after ``failure``; if the cleanup fails too, ``failure`` stays the error the caller raises
+    (it says what went wrong first) and carries a note, also printed, naming the cleanup's own error."""
+    try:
+        cleanup()
+    except Exception as exc:
+        note = f"{what} failed too: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        print(f"✗ {note}", file=sys.stderr, flush=True)
+        if hasattr(failure, "add_note"):  # Python >= 3.11
+            failure.add_note(note)

@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusters import manifests as kube_manifests
+from common.errors import clean_up_after
 from common.progress import phase
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from dagster_api import DagsterApiError, DagsterWebserver
@@ -190,9 +191,9 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
                     logs = last_log_lines(api, cfg.namespace, names.location_selector(location.name))
                     raise DeployError(f"code location {location.name} did not load: {exc}; "
                                       f"last log lines: {logs}") from exc
-    except BaseException:
+    except BaseException as failure:
         if not keep:
-            teardown(api, cfg)
+            clean_up_after(failure, lambda: teardown(api, cfg), f"deleting {cfg.namespace}")
         raise
     return deployment
 
@@ -204,8 +205,11 @@ def reconfigured(deployment: Deployment, **changes: Any) -> Iterator[Deployment]
         raise DeployError(f"the Dagster in {deployment.namespace} was not deployed by the suite: never reconfigured")
     try:
         yield _reconfigure(deployment, replace(deployment.settings, **changes))
-    finally:  # also when the new config never came up
-        _reconfigure(deployment, deployment.settings)
+    except BaseException as failure:  # also when the new config never came up: restore, and say what failed first
+        clean_up_after(failure, lambda: _reconfigure(deployment, deployment.settings),
+                       f"restoring the instance settings of {deployment.namespace}")
+        raise
+    _reconfigure(deployment, deployment.settings)
 
 
 def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:

@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client
 
 from clusters import manifests as kube_manifests
+from common.errors import clean_up_after
 from common.progress import phase, say
 from common.waits import Observation, wait_for
 from dagster_api import DagsterWebserver
@@ -130,9 +131,9 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
                    + (" and Celery workers" if cfg.uses_celery else "")):
             _gates(api, cfg)
         return _serving(api, described(api, cfg))
-    except BaseException:
+    except BaseException as failure:
         if not keep:
-            bringup.teardown(api, cfg)
+            clean_up_after(failure, lambda: bringup.teardown(api, cfg), f"removing the release in {cfg.namespace}")
         raise
 
 

@@ -261,3 +261,18 @@ def test_keep_leaves_the_namespace_on_ctrl_c_too(cluster: FakeCluster) -> None:
     with pytest.raises(KeyboardInterrupt):
         bringup.deploy(API, settings(), keep=True)
     assert not cluster.torn_down
+
+
+def test_a_teardown_that_fails_too_never_hides_why_the_bring_up_failed(cluster: FakeCluster,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster.never_ready = {"dagster-webserver": CRASHING}
+
+    def stuck_teardown(api: Any, *deployments: DeploymentSettings, timeout: float = 180.0) -> None:
+        raise WaitTimeout(f"namespace {NS} to be deleted", timeout, "Terminating")
+
+    monkeypatch.setattr(bringup, "teardown", stuck_teardown)
+
+    with pytest.raises(DeployError, match="waiting for the webserver") as failure:
+        bringup.deploy(API, settings())
+
+    assert any(f"deleting {NS} failed too: WaitTimeout" in note for note in getattr(failure.value, "__notes__", []))

@@ -252,3 +252,26 @@ def test_a_chart_install_whose_new_values_never_roll_out_is_restored(cluster: Fa
         pytest.fail("the body must not run")
 
     assert [values[0]["dagsterWebserver"]["replicaCount"] for values in cluster.helm_values] == [2, 1]
+
+
+def test_a_restore_that_fails_too_never_hides_the_failure_of_the_test(cluster: FakeCluster) -> None:
+    cluster.stuck_when = lambda config: True  # neither the new config nor the old one rolls out again
+    original = Deployment(settings=settings(), api=API)
+
+    with (pytest.raises(WaitTimeout, match="to roll out") as failure,
+          reconfigured(original, max_resume_run_attempts=1)):
+        pass
+
+    assert any("restoring the instance settings" in note for note in getattr(failure.value, "__notes__", []))
+
+
+def test_the_body_s_own_failure_is_what_a_failed_restore_leaves_raised(cluster: FakeCluster) -> None:
+    original = Deployment(settings=settings(), api=API)
+
+    with pytest.raises(AssertionError, match="the run was not resumed") as failure:
+        with reconfigured(original, max_resume_run_attempts=1):
+            cluster.stuck_when = lambda config: True  # the restore will not roll out
+            raise AssertionError("the run was not resumed")
+
+    notes = getattr(failure.value, "__notes__", [])
+    assert any(f"restoring the instance settings of {NS} failed too: WaitTimeout" in note for note in notes)
