@@ -268,10 +268,10 @@ def test_a_restore_that_fails_too_never_hides_the_failure_of_the_test(cluster: F
 def test_the_body_s_own_failure_is_what_a_failed_restore_leaves_raised(cluster: FakeCluster) -> None:
     original = Deployment(settings=settings(), api=API)
 
-    with pytest.raises(AssertionError, match="the run was not resumed") as failure:
-        with reconfigured(original, max_resume_run_attempts=1):
-            cluster.stuck_when = lambda config: True  # the restore will not roll out
-            raise AssertionError("the run was not resumed")
+    with (pytest.raises(AssertionError, match="the run was not resumed") as failure,
+          reconfigured(original, max_resume_run_attempts=1)):
+        cluster.stuck_when = lambda config: True  # the restore will not roll out
+        raise AssertionError("the run was not resumed")
 
     notes = getattr(failure.value, "__notes__", [])
     assert any(f"restoring the instance settings of {NS} failed too: WaitTimeout" in note for note in notes)
