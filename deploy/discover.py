@@ -19,7 +19,6 @@ from kubernetes.client.rest import ApiException
 from common.errors import DkcError
 from deploy import names
 from deploy import settings as s
-from deploy.access import missing_access
 from deploy.images import LOCATION_NAMES
 from deploy.instance_config import (
     CELERY_LAUNCHER,
@@ -29,11 +28,6 @@ from deploy.instance_config import (
     parse_instance,
 )
 from deploy.settings import CodeLocation, DeploymentSettings, Images, ObjectNames
-
-# InstanceConfig, combinations_served, parse_instance and missing_access are re-exported: the suites import them
-# from here.
-__all__ = ["DiscoveredDagster", "DiscoveryError", "InstanceConfig", "Selectors", "code_location", "combinations_served",
-           "concurrency", "discover", "missing_access", "parse_instance", "settings_for"]
 
 REQUEST_TIMEOUT = 15
 INSTANCE_KEY = "dagster.yaml"

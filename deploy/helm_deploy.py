@@ -24,8 +24,9 @@ from common.waits import Observation, wait_for
 from dagster_api import DagsterWebserver
 from deploy import bringup, manifests, names, postgres_manifests, postgres_storage
 from deploy import settings as s
-from deploy.bringup import DeployError, Deployment
+from deploy.deployment import Deployment
 from deploy.discover import discover, settings_for
+from deploy.errors import DeployError
 from deploy.helm import HelmError, HelmRelease, run_helm
 from deploy.helm_values import chart_problem, chart_values
 from deploy.images import LoadImage

@@ -11,31 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from deploy import names
-from deploy.names import (  # the chart's object names, spelled in deploy/names.py; here for the suites' imports
-    BROKER,
-    CELERY_CONFIG_MAP,
-    CELERY_WORKERS,
-    DAEMON,
-    INSTANCE_CONFIG_MAP,
-    PIPELINE_ENV_CONFIG_MAP,
-    POSTGRES,
-    POSTGRES_PASSWORD_KEY,
-    POSTGRES_SECRET,
-    RELEASE,
-    SERVICE_ACCOUNT,
-    USER_DEPLOYMENTS_SERVICE_ACCOUNT,
-    WEBSERVER,
-    WORKSPACE_CONFIG_MAP,
-)
-
-__all__ = [
-    "BROKER", "CELERY_CONFIG_MAP", "CELERY_QUEUE", "CELERY_WORKERS", "COMBINATIONS", "COMPUTE_LOG_DIR",
-    "CONFIG_MAP_ENV", "DAEMON", "DAGSTER_HOME", "GRPC_PORT", "INSTANCE_CONFIG_MAP", "INSTANCE_RUN_K8S_CONFIG",
-    "MANAGED_LABEL", "PIPELINE_ENV_CONFIG_MAP", "PLAIN_ENV", "POSTGRES", "POSTGRES_PASSWORD_KEY", "POSTGRES_SECRET",
-    "RELEASE", "SECRET_ENV_NAME", "SERVICE_ACCOUNT", "TEST_ENV_CONFIG_MAP", "TEST_ENV_SECRET",
-    "USER_DEPLOYMENTS_SERVICE_ACCOUNT", "WEBSERVER", "WEBSERVER_PORT", "WORKSPACE_CONFIG_MAP", "CodeLocation",
-    "DeploymentSettings", "HelmChart", "Images", "ObjectNames", "PostgresVolume", "validate_combination",
-]
 
 COMBINATIONS = ("k8s-multiprocess", "k8s-job", "celery-k8s")
 DAGSTER_HOME = "/opt/dagster/dagster_home"
@@ -90,12 +65,12 @@ INSTANCE_RUN_K8S_CONFIG: dict[str, Any] = {
 class ObjectNames:
     """The objects the suites address by name: ours by default, found by label in someone else's deployment."""
 
-    webserver: str = WEBSERVER  # the Deployment
-    webserver_service: str = WEBSERVER
+    webserver: str = names.WEBSERVER  # the Deployment
+    webserver_service: str = names.WEBSERVER
     webserver_port: int = WEBSERVER_PORT
-    daemon: str = DAEMON
-    instance_config_map: str = INSTANCE_CONFIG_MAP
-    celery_workers: str | None = CELERY_WORKERS
+    daemon: str = names.DAEMON
+    instance_config_map: str = names.INSTANCE_CONFIG_MAP
+    celery_workers: str | None = names.CELERY_WORKERS
 
 
 @dataclass(frozen=True)
@@ -171,8 +146,8 @@ class DeploymentSettings:
 
     @property
     def broker_url(self) -> str:
-        return f"redis://{BROKER}:6379/0"
+        return f"redis://{names.BROKER}:6379/0"
 
     @property
     def backend_url(self) -> str:
-        return f"redis://{BROKER}:6379/1"
+        return f"redis://{names.BROKER}:6379/1"

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client
 
 from deploy import names
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.kube import pod_summary
 from observation.labels import RUN_ID_LABEL
 from observation.snapshot import as_documents, event_log, events_since, pods_of_run

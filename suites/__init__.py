@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 
 
 def only(dagster: Deployment, *combinations: str) -> None:

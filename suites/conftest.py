@@ -14,18 +14,15 @@ from kubernetes import client
 from chaos.faults import ControlPlane
 from common.errors import DkcError
 from deploy import helm_deploy
-from deploy.bringup import Deployment, deploy, existing_secret_value, teardown
-from deploy.discover import DiscoveredDagster, Selectors, combinations_served, discover, missing_access, settings_for
+from deploy.access import missing_access
+from deploy.bringup import deploy, existing_secret_value, teardown
+from deploy.deployment import Deployment
+from deploy.discover import DiscoveredDagster, Selectors, discover, settings_for
 from deploy.images import LoadImage, build_and_load, code_locations
+from deploy.instance_config import combinations_served
+from deploy.names import POSTGRES_PASSWORD_KEY, POSTGRES_SECRET
 from deploy.preflight import check_can_run
-from deploy.settings import (
-    COMBINATIONS,
-    POSTGRES_PASSWORD_KEY,
-    POSTGRES_SECRET,
-    SECRET_ENV_NAME,
-    TEST_ENV_SECRET,
-    DeploymentSettings,
-)
+from deploy.settings import COMBINATIONS, SECRET_ENV_NAME, TEST_ENV_SECRET, DeploymentSettings
 from images.dagster import check_dagster_version
 from observation.kube import watch_until
 from reports.collect import Evidence, failure_dump

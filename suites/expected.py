@@ -7,7 +7,7 @@ import hashlib
 from kubernetes import client
 
 from deploy import settings
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.runs import env_of, env_sources
 
 

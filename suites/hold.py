@@ -14,7 +14,7 @@ from kubernetes import client
 
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from dagster_api import TERMINAL_RUN_STATUSES, DagsterWebserver
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.failures import first_error
 from workloads.locations.conformance.definitions import HOLDING_MESSAGE, RELEASE_JOB
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.runs import STEP_ARGS_ENV, env_of, step_args_json
 
 

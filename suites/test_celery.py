@@ -22,7 +22,7 @@ from kubernetes import client
 from chaos.faults import apply, celery_worker_fault
 from clusters import ClusterInfo
 from common.waits import Observation, WaitTimeout, wait_for
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from deploy.discover import concurrency
 from observation.runs import most_at_once
 from suites import only

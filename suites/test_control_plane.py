@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from deploy import names
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.kube import job_condition, job_summary, wait_job_finished
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]

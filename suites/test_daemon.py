@@ -13,7 +13,7 @@ import pytest
 from chaos.faults import ControlPlane, apply, daemon_fault
 from clusters import ClusterInfo
 from common.waits import Observation, wait_for
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.kube import pod_uids, wait_gone
 from workloads.locations.conformance.definitions import SCHEDULE_NAME, SENSOR_NAME
 

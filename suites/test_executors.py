@@ -13,7 +13,7 @@ from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import deserialize_value
 
 from deploy import names
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.runs import STEP_ARGS_ENV, env_of, step_args_json
 from suites import only
 

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 
 from deploy import names
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.runs import RunFootprint
 from suites.expected import missing_from_spec, wrong_in_process
 from suites.secrets import leaks_in, skip_if_some_secret_unknown

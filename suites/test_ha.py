@@ -21,7 +21,8 @@ from chaos.load import RequestLoop
 from clusters import ClusterInfo
 from common.waits import Observation, wait_for
 from dagster_api import DagsterWebserver
-from deploy.bringup import Deployment, reconfigured
+from deploy.bringup import reconfigured
+from deploy.deployment import Deployment
 from deploy.images import LOCATION_NAMES
 from observation.kube import pod_uids
 from suites.hold import release

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from observation.runs import RunFootprint
 from suites import only
 from workloads.locations.conformance.definitions import JOB_TAG_RESOURCES, OP_TAG_ANNOTATION

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from suites.expected import missing_from_spec, wrong_in_process
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]

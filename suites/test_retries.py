@@ -15,7 +15,7 @@ from kubernetes import client
 from common.waits import Observation, holds_for, wait_for
 from dagster_api import RunInfo
 from deploy import names
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from suites import only
 
 pytestmark = [pytest.mark.needs_cluster]

@@ -21,7 +21,8 @@ import pytest
 from chaos.run_worker import RUN_POD_KILLED, RUN_WORKER_FAULTS, RunWorkerFault
 from clusters import ClusterInfo
 from deploy import names
-from deploy.bringup import Deployment, reconfigured
+from deploy.bringup import reconfigured
+from deploy.deployment import Deployment
 from observation.kube import watch_until
 from suites.hold import holding, release
 

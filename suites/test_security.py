@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from suites.secrets import leaks_in, skip_if_some_secret_unknown
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c16]

@@ -16,7 +16,7 @@ from chaos.load import RequestLoop
 from common.waits import Observation, wait_for
 from dagster_api import DagsterApiError
 from deploy import names
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from deploy.settings import COMBINATIONS
 from observation.kube import pod_ready, pod_summary, wait_gone, wait_replacement_ready
 from reports.evidence import attach_json, step

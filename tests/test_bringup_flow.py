@@ -17,8 +17,8 @@ import pytest
 from clusters import manifests as kube_manifests
 from common import waits
 from common.waits import Observation, WaitTimeout
-from deploy import bringup, postgres_storage
-from deploy.bringup import DeployError
+from deploy import bringup, deployment, postgres_storage
+from deploy.errors import DeployError
 from deploy.images import code_locations
 from deploy.settings import DeploymentSettings, Images, PostgresVolume
 
@@ -122,7 +122,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     monkeypatch.setattr(bringup, "wait_for", fake.wait_for)
     monkeypatch.setattr(bringup, "last_log_lines",
                         lambda api, namespace, selector, lines=3: f"{part(selector)}-pod: Traceback | boom")
-    monkeypatch.setattr(bringup, "DagsterWebserver", SimpleNamespace(
+    monkeypatch.setattr(deployment, "DagsterWebserver", SimpleNamespace(
         through_service_proxy=lambda api, namespace, service, port: FakeWebserver(fake)))
     monkeypatch.setattr(bringup, "teardown", fake.teardown)
     return fake

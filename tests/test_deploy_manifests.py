@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from deploy import manifests
+from deploy import manifests, names
 from deploy import settings as s
 from deploy.settings import CodeLocation, DeploymentSettings, Images
 
@@ -42,24 +42,24 @@ def test_instance_uses_the_combinations_run_launcher(combination: str, launcher:
 
 def test_celery_brings_a_broker_and_workers_others_do_not() -> None:
     celery = everything(make("celery-k8s", celery_worker_replicas=3, celery_worker_concurrency=2))
-    workers = next(d for d in by_kind(celery, "Deployment") if d["metadata"]["name"] == s.CELERY_WORKERS)
+    workers = next(d for d in by_kind(celery, "Deployment") if d["metadata"]["name"] == names.CELERY_WORKERS)
     assert workers["spec"]["replicas"] == 3
     assert "--concurrency=2" in workers["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert any(d["metadata"]["name"] == s.BROKER for d in by_kind(celery, "Deployment"))
+    assert any(d["metadata"]["name"] == names.BROKER for d in by_kind(celery, "Deployment"))
     plain = everything(make("k8s-job"))
-    assert not any(d["metadata"]["name"] in (s.BROKER, s.CELERY_WORKERS) for d in plain)
+    assert not any(d["metadata"]["name"] in (names.BROKER, names.CELERY_WORKERS) for d in plain)
 
 
 def test_components_carry_the_charts_labels() -> None:
     docs = by_kind(everything(make("k8s-job", webserver_replicas=2)), "Deployment")
     components = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["component"] for d in docs}
-    assert components[s.WEBSERVER] == "dagster-webserver"
-    assert components[s.DAEMON] == "dagster-daemon"
+    assert components[names.WEBSERVER] == "dagster-webserver"
+    assert components[names.DAEMON] == "dagster-daemon"
     user = next(d for d in docs if d["metadata"]["name"] == LOCATION.service)
     assert user["spec"]["template"]["metadata"]["labels"]["deployment"] == "alpha"
-    webserver = next(d for d in docs if d["metadata"]["name"] == s.WEBSERVER)
+    webserver = next(d for d in docs if d["metadata"]["name"] == names.WEBSERVER)
     assert webserver["spec"]["replicas"] == 2
-    daemon = next(d for d in docs if d["metadata"]["name"] == s.DAEMON)
+    daemon = next(d for d in docs if d["metadata"]["name"] == names.DAEMON)
     assert daemon["spec"]["strategy"]["type"] == "Recreate" and daemon["spec"]["replicas"] == 1
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from deploy import access, manifests
+from deploy import access, manifests, names
 from deploy import discover as d
 from deploy import settings as s
 from deploy.settings import CodeLocation, DeploymentSettings, Images, ObjectNames
@@ -42,16 +42,16 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Cluster:
 # --- settings stay backward compatible -----------------------------------------------------------------------------
 
 def test_object_names_default_to_what_we_deploy() -> None:
-    names = ObjectNames()
-    assert (names.webserver, names.webserver_service, names.webserver_port) == (s.WEBSERVER, s.WEBSERVER,
+    found = ObjectNames()
+    assert (found.webserver, found.webserver_service, found.webserver_port) == (names.WEBSERVER, names.WEBSERVER,
                                                                                 s.WEBSERVER_PORT)
-    assert (names.daemon, names.instance_config_map, names.celery_workers) == (s.DAEMON, s.INSTANCE_CONFIG_MAP,
-                                                                               s.CELERY_WORKERS)
+    assert (found.daemon, found.instance_config_map, found.celery_workers) == (names.DAEMON, names.INSTANCE_CONFIG_MAP,
+                                                                               names.CELERY_WORKERS)
 
 
 def test_code_location_service_is_the_found_deployment_when_set() -> None:
     ours = CodeLocation(name="alpha", image="i:1", python_file="/f.py")
-    assert ours.service == f"{s.RELEASE}-dagster-user-deployments-alpha"
+    assert ours.service == f"{names.RELEASE}-dagster-user-deployments-alpha"
     assert replace(ours, deployment_name="theirs-alpha").service == "theirs-alpha"
 
 
@@ -281,7 +281,7 @@ def test_our_own_deployment_is_discovered_as_we_described_it(cluster: Cluster, c
     for theirs, mine in zip(found.code_locations, ours.code_locations, strict=True):
         assert (theirs.name, theirs.image, theirs.python_file, theirs.env, theirs.env_secrets, theirs.service) == (
             mine.name, mine.image, mine.python_file, mine.env, mine.env_secrets, mine.service)
-        assert theirs.env_config_maps == (s.PIPELINE_ENV_CONFIG_MAP, *mine.env_config_maps)
+        assert theirs.env_config_maps == (names.PIPELINE_ENV_CONFIG_MAP, *mine.env_config_maps)
 
 
 # --- the shared description ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import yaml
 from kubernetes import client
 
 from common.errors import PreflightError
+from deploy import names
 from deploy import settings as s
 from deploy.helm import HelmRelease, helm_build, kubeconfig_text
 from deploy.helm_deploy import suite_objects
@@ -103,9 +104,9 @@ def test_user_values_must_exist_and_be_a_map(tmp_path: Path) -> None:
 def test_values_point_the_chart_at_the_suites_postgres_and_secret() -> None:
     values = chart_values(settings(), BUSYBOX)
     assert values["postgresql"]["enabled"] is False
-    assert values["postgresql"]["postgresqlHost"] == s.POSTGRES
+    assert values["postgresql"]["postgresqlHost"] == names.POSTGRES
     assert values["generatePostgresqlPasswordSecret"] is False
-    assert values["global"]["postgresqlSecretName"] == s.POSTGRES_SECRET
+    assert values["global"]["postgresqlSecretName"] == names.POSTGRES_SECRET
     assert "pw" not in yaml.safe_dump(values), "the password lives in the suite's Secret, never in the values"
     assert values["postgresql"]["image"] == {"repository": "docker.io/local/postgres", "tag": "15-y",
                                              "pullPolicy": "Never"}
@@ -158,7 +159,7 @@ def test_celery_values_use_the_suites_redis_and_worker_shape() -> None:
     assert queue["name"] == s.CELERY_QUEUE and queue["replicaCount"] == 3
     assert queue["additionalCeleryArgs"] == ["--concurrency=2"]
     redis = values["redis"]
-    assert (redis["enabled"], redis["internal"], redis["host"]) == (True, False, s.BROKER)
+    assert (redis["enabled"], redis["internal"], redis["host"]) == (True, False, names.BROKER)
     assert (redis["brokerDbNumber"], redis["backendDbNumber"]) == (0, 1)
     liveness = values["runLauncher"]["config"]["celeryK8sRunLauncher"]["livenessProbe"]
     assert "exec" not in liveness and liveness["timeoutSeconds"] == 60, "the chart's own probe command, more time"
@@ -172,8 +173,9 @@ def test_compute_logs_are_local_through_the_custom_manager() -> None:
 
 
 def test_suite_objects_are_the_secrets_and_config_map_the_chart_is_pointed_at() -> None:
-    names = sorted((doc["kind"], doc["metadata"]["name"]) for doc in suite_objects(settings()))
-    assert names == [("ConfigMap", s.TEST_ENV_CONFIG_MAP), ("Secret", s.POSTGRES_SECRET), ("Secret", s.TEST_ENV_SECRET)]
+    objects = sorted((doc["kind"], doc["metadata"]["name"]) for doc in suite_objects(settings()))
+    assert objects == [("ConfigMap", s.TEST_ENV_CONFIG_MAP), ("Secret", names.POSTGRES_SECRET),
+                       ("Secret", s.TEST_ENV_SECRET)]
 
 
 # --- helm --------------------------------------------------------------------------------------------------------

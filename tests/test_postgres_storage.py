@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from common.waits import Observation, wait_for
-from deploy import manifests, postgres_storage
+from deploy import manifests, names, postgres_storage
 from deploy import postgres_manifests as pg
 from deploy import settings as s
 from deploy.errors import DeployError
@@ -41,7 +41,7 @@ def test_a_new_volume_has_a_directory_of_its_own_under_the_node_root() -> None:
 
 
 def test_postgres_runs_on_the_claim_with_pgdata_below_the_mount() -> None:
-    deployment = next(d for d in of_kind(make(), "Deployment") if d["metadata"]["name"] == s.POSTGRES)
+    deployment = next(d for d in of_kind(make(), "Deployment") if d["metadata"]["name"] == names.POSTGRES)
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": pg.POSTGRES_DATA_CLAIM}}]
@@ -75,10 +75,10 @@ def test_dagster_pods_roll_when_postgres_gets_another_data_directory() -> None:
     def annotations(cfg: DeploymentSettings) -> dict[str, str]:
         return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]
                    .get("dkc.dagster.io/postgresql-data-dir") for d in of_kind(cfg, "Deployment")
-                if d["metadata"]["name"] != s.POSTGRES}
+                if d["metadata"]["name"] != names.POSTGRES}
 
     before, after = annotations(make(None)), annotations(make())
-    assert set(before) == {s.WEBSERVER, s.DAEMON, "dagster-dagster-user-deployments-alpha"}
+    assert set(before) == {names.WEBSERVER, names.DAEMON, "dagster-dagster-user-deployments-alpha"}
     assert all(value == VOLUME.host_path for value in after.values())
     assert all(before[name] != after[name] for name in before)
 

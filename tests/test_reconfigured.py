@@ -21,9 +21,10 @@ import yaml
 from clusters import manifests as kube_manifests
 from common import waits
 from common.waits import Observation, WaitTimeout
-from deploy import bringup, helm_deploy, manifests
-from deploy import settings as s
-from deploy.bringup import DeployError, Deployment, reconfigured
+from deploy import bringup, deployment, helm_deploy, manifests, names
+from deploy.bringup import reconfigured
+from deploy.deployment import Deployment
+from deploy.errors import DeployError
 from deploy.helm_values import chart_values
 from deploy.images import code_locations
 from deploy.settings import DeploymentSettings, HelmChart, Images
@@ -66,7 +67,7 @@ class FakeCluster:
     def apply(self, api: Any, documents: list[dict[str, Any]], namespace: str | None = None) -> list[str]:
         self.applied.append(documents)
         for doc in documents:
-            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == s.INSTANCE_CONFIG_MAP:
+            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == names.INSTANCE_CONFIG_MAP:
                 self.instance.append(yaml.safe_load(doc["data"]["dagster.yaml"]))
         return []
 
@@ -114,7 +115,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     for module in (bringup, helm_deploy):
         monkeypatch.setattr(module, "rollout_complete", fake.rollout_complete)
         monkeypatch.setattr(module, "wait_for", fake.wait_for)
-    monkeypatch.setattr(bringup, "DagsterWebserver", SimpleNamespace(
+    monkeypatch.setattr(deployment, "DagsterWebserver", SimpleNamespace(
         through_service_proxy=lambda api, namespace, service, port: FakeWebserver(fake)))
     monkeypatch.setattr(helm_deploy, "run_helm", fake.run_helm)
     # What discovery reads back from the cluster: the settings the chart was just given.
@@ -170,26 +171,26 @@ def test_the_original_settings_come_back_when_the_new_config_never_rolls_out(clu
     original = Deployment(settings=settings(), api=API)
     body_ran = False
 
-    with (pytest.raises(WaitTimeout, match=f"Deployment {NS}/{s.WEBSERVER} to roll out"),
+    with (pytest.raises(WaitTimeout, match=f"Deployment {NS}/{names.WEBSERVER} to roll out"),
           reconfigured(original, max_resume_run_attempts=1)):
         body_ran = True
 
     assert not body_ran
     assert cluster.current() == manifests.instance_config(original.settings)
-    assert s.WEBSERVER in cluster.rolled  # the restored config did roll out
+    assert names.WEBSERVER in cluster.rolled  # the restored config did roll out
 
 
 def test_each_control_plane_deployment_rolls_out_and_every_location_loads_before_the_body(
         cluster: FakeCluster) -> None:
     with reconfigured(Deployment(settings=settings(), api=API), max_resume_run_attempts=1):
-        assert cluster.rolled == [s.WEBSERVER, s.DAEMON, s.CELERY_WORKERS]
+        assert cluster.rolled == [names.WEBSERVER, names.DAEMON, names.CELERY_WORKERS]
         assert cluster.loaded == ["alpha"]
-    assert cluster.rolled == [s.WEBSERVER, s.DAEMON, s.CELERY_WORKERS] * 2
+    assert cluster.rolled == [names.WEBSERVER, names.DAEMON, names.CELERY_WORKERS] * 2
 
 
 def test_without_celery_no_worker_rollout_is_waited_for(cluster: FakeCluster) -> None:
     with reconfigured(Deployment(settings=settings("k8s-job"), api=API), max_resume_run_attempts=1):
-        assert cluster.rolled == [s.WEBSERVER, s.DAEMON]
+        assert cluster.rolled == [names.WEBSERVER, names.DAEMON]
 
 
 def test_someone_elses_dagster_is_never_reconfigured(cluster: FakeCluster) -> None:
@@ -241,7 +242,7 @@ def test_a_chart_install_gets_its_original_values_back_when_the_body_raises(clus
     restored = cluster.helm_values[-1][0]
     assert restored == chart_values(original.settings, BUSYBOX)
     assert restored["dagsterDaemon"]["runMonitoring"]["maxResumeRunAttempts"] == 0
-    assert cluster.rolled == [s.WEBSERVER, s.DAEMON, s.CELERY_WORKERS] * 2
+    assert cluster.rolled == [names.WEBSERVER, names.DAEMON, names.CELERY_WORKERS] * 2
 
 
 def test_a_chart_install_whose_new_values_never_roll_out_is_restored(cluster: FakeCluster, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from chaos import run as chaos_run
 from deploy import discover as d
 from deploy import manifests, names
 from deploy import settings as s
-from deploy.bringup import Deployment
+from deploy.deployment import Deployment
 from deploy.settings import CodeLocation, DeploymentSettings, Images
 from observation.kube import pods_selector, selector_text
 from tests.chart_fakes import NS, Cluster, FakeNamespace, discover_in, k8s_namespace, patched_cluster, service
@@ -165,7 +165,6 @@ def test_the_charts_selectors_and_names() -> None:
         "dagster-dagster-webserver", "dagster-daemon", "dagster-dagster-user-deployments-alpha")
     assert names.run_selector("r1") == "dagster/run-id=r1"
     assert names.run_job_pods("r1") == "job-name=dagster-run-r1"
-    assert (s.WEBSERVER, s.POSTGRES_SECRET) == (names.WEBSERVER, names.POSTGRES_SECRET), "still importable from there"
 
 
 def test_our_deployments_select_their_pods_by_the_charts_labels() -> None:
