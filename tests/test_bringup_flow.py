@@ -21,6 +21,7 @@ from deploy import bringup, deployment, postgres_storage
 from deploy.errors import DeployError
 from deploy.images import code_locations
 from deploy.settings import DeploymentSettings, Images, PostgresVolume
+from tests.fakes import FakeClock
 
 NS = "dkc-flow"
 VOLUME = PostgresVolume(name=f"{NS}-postgresql-ab12", hostname="node-1", host_path=f"/var/tmp/pg/{NS}-ab12")
@@ -35,18 +36,6 @@ def settings(combination: str = "celery-k8s", **changes: Any) -> DeploymentSetti
                              postgres_password="pw", test_secret_value="s3cret")
     return replace(cfg, **changes)
 
-
-class Clock:
-    """The gates' clock: sleeping moves it on at once."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.001)
 
 
 def part(selector: str) -> str:
@@ -65,7 +54,7 @@ class FakeCluster:
     never_ready: dict[str, str] = field(default_factory=dict)  # part -> what its gate keeps seeing
     interrupt_at: str | None = None  # part whose gate gets Ctrl-C
     not_loading: str | None = None  # code location the webserver never loads
-    clock: Clock = field(default_factory=Clock)
+    clock: FakeClock = field(default_factory=FakeClock)
 
     def record(self, *event: str) -> None:
         if not self.events or self.events[-1] != event:  # a gate polling the same part is one event

@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 import dagster_api as g
 from common.waits import TerminalState, WaitTimeout
 from tests.dagster_answers import FAILURE_EVENT, LOG_EVENT, RUN_NODE
+from tests.fakes import FakeClock
 
 CA, CERT, KEY = "/pki/ca.crt", "/pki/admin.crt", "/pki/admin.key"
 
@@ -29,16 +30,6 @@ Handler = Callable[[str, dict[str, Any]], Any]
 # dagster-graphql's own client calls gql with arguments gql 4 deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Using variable_values and operation_name:DeprecationWarning")
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeProxy(requests.adapters.BaseAdapter):

@@ -23,6 +23,7 @@ from chaos.run_worker import RUN_JOB_DELETED, RUN_POD_KILLED
 from common import waits
 from common.waits import WaitTimeout
 from observation import kube
+from tests.fakes import FakeClock
 
 NS = "dkc-chaos"
 WEB, DAEMON, CODE = "app=web", "app=daemon", "app=code"
@@ -97,22 +98,12 @@ class QuietWatch:
         pass
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.001)
-
 
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     QuietWatch.events = []
     monkeypatch.setattr(kube.watch, "Watch", QuietWatch)
-    clock = Clock()
+    clock = FakeClock()
     monkeypatch.setattr(kube, "wait_for", lambda description, look, timeout, interval=1.0: waits.wait_for(
         description, look, timeout, interval, clock=clock, sleep=clock.sleep))
 

@@ -28,6 +28,7 @@ from deploy.errors import DeployError
 from deploy.helm_values import chart_values
 from deploy.images import code_locations
 from deploy.settings import DeploymentSettings, HelmChart, Images
+from tests.fakes import FakeClock
 
 NS = "dkc-reconf"
 BUSYBOX = "local/busybox:1"
@@ -41,16 +42,6 @@ def settings(combination: str = "celery-k8s", **changes: Any) -> DeploymentSetti
     return replace(cfg, **changes)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.001)
-
 
 @dataclass
 class FakeCluster:
@@ -62,7 +53,7 @@ class FakeCluster:
     rolled: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
     stuck_when: Callable[[dict[str, Any]], bool] = lambda config: False  # a config whose pods never roll out
-    clock: Clock = field(default_factory=Clock)
+    clock: FakeClock = field(default_factory=FakeClock)
 
     def apply(self, api: Any, documents: list[dict[str, Any]], namespace: str | None = None) -> list[str]:
         self.applied.append(documents)

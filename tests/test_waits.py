@@ -5,17 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 def test_returns_the_value_once_done() -> None:
