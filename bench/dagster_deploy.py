@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from bench.figures import print_figures
 from clusters import ProviderOptions, get_provider
 from clusters.readiness import api_client
 from deploy.bringup import deploy, teardown
@@ -67,10 +68,7 @@ def main() -> None:
         finally:
             teardown(api, cfg)
 
-    width = max(len(k) for k, _ in figures)
-    print()
-    for key, value in figures:
-        print(f"{key:<{width}}  {value}")
+    print_figures(figures)
 
 
 if __name__ == "__main__":

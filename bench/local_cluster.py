@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.figures import print_figures
 from clusters import ProviderOptions
 from clusters.local import LocalProvider, host
 from clusters.local.build import coredns_build, ensure_built, etcd_build, kubernetes_build, pause_build
@@ -77,10 +78,7 @@ def main() -> None:
     figures.append(("down", f"{time.monotonic() - started:.1f} s"))
     figures.append(("left behind after down", str(len(host.leftovers(topology)))))
 
-    width = max(len(k) for k, _ in figures)
-    print()
-    for key, value in figures:
-        print(f"{key:<{width}}  {value}")
+    print_figures(figures)
 
 
 if __name__ == "__main__":
