@@ -16,7 +16,7 @@ from deploy.errors import DeployError
 from deploy.settings import DeploymentSettings
 from observation.failures import kubernetes_cause, run_failure_cause
 from observation.kube import current_pods_selector
-from observation.runs import RunFootprint, footprint, step_reports
+from observation.runs import RunFootprint, footprint, running_after, step_reports
 
 # Each sample workload exists once per executor: <workload>_<suffix>.
 EXECUTOR_SUFFIX = {"k8s-multiprocess": "multiprocess", "k8s-job": "k8s", "celery-k8s": "celery"}
@@ -60,6 +60,10 @@ class Deployment:
     def footprint(self, run_id: str) -> RunFootprint:
         """The run's Jobs and pods in this namespace (run worker, steps, external jobs)."""
         return footprint(self.core, self.batch, self.namespace, run_id)
+
+    def running_after(self, run_id: str, grace: float) -> list[str]:
+        """What of the run still runs after ``grace`` seconds (nothing, as soon as all of it stopped)."""
+        return running_after(self.core, self.batch, self.namespace, run_id, grace)
 
     def step_reports(self, run_id: str) -> dict[str, dict[str, Any]]:
         """What each ``report`` step of the run saw in its own process, by step key."""

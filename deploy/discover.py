@@ -333,6 +333,8 @@ def settings_for(discovered: DiscoveredDagster, combination: str) -> DeploymentS
         webserver_replicas=discovered.webserver_replicas,
         dequeue_interval_seconds=instance.dequeue_interval_seconds, run_monitoring=instance.run_monitoring,
         run_monitoring_poll_interval_seconds=instance.run_monitoring_poll_interval_seconds,
+        run_monitoring_start_timeout_seconds=instance.run_monitoring_start_timeout_seconds,
+        run_monitoring_cancel_timeout_seconds=instance.run_monitoring_cancel_timeout_seconds,
         max_resume_run_attempts=instance.max_resume_run_attempts, run_retries=instance.run_retries,
         max_retries=instance.max_retries, run_k8s_config=dict(instance.run_k8s_config),
         postgres_password=discovered.postgres_password or "", test_secret_value=discovered.test_secret_value or "",

@@ -49,7 +49,9 @@ def _instance(cfg: DeploymentSettings) -> dict[str, Any]:
     return {
         "runCoordinator": {"enabled": True, "type": "QueuedRunCoordinator", "config": {
             "queuedRunCoordinator": {"dequeueIntervalSeconds": cfg.dequeue_interval_seconds}}},
-        "runMonitoring": {"enabled": cfg.run_monitoring, "startTimeoutSeconds": 180,
+        "runMonitoring": {"enabled": cfg.run_monitoring,
+                          "startTimeoutSeconds": cfg.run_monitoring_start_timeout_seconds,
+                          "cancelTimeoutSeconds": cfg.run_monitoring_cancel_timeout_seconds,
                           "pollIntervalSeconds": cfg.run_monitoring_poll_interval_seconds,
                           "maxResumeRunAttempts": cfg.max_resume_run_attempts},
         "runRetries": {"enabled": cfg.run_retries, "maxRetries": cfg.max_retries},

@@ -18,7 +18,8 @@ CELERY_LAUNCHER = "CeleryK8sRunLauncher"
 #   coordinator dagster._core.run_coordinator.QueuedRunCoordinator (also when only the legacy `run_queue` is set);
 # - dagster/_core/run_coordinator/queued_run_coordinator.py: dequeue_interval_seconds 5;
 # - dagster/_core/instance/methods/settings_methods.py: run_monitoring enabled False (_initialize_run_monitoring),
-#   poll_interval_seconds 120, max_resume_run_attempts 0 for every launcher; run_retries enabled False,
+#   poll_interval_seconds 120, start_timeout_seconds 180, cancel_timeout_seconds 180,
+#   max_resume_run_attempts 0 for every launcher; run_retries enabled False,
 #   max_retries 0 (config.py gives the same schema defaults). Dagster before dagster-io/dagster#14323 (2023) used
 #   max_resume_run_attempts 3 for launchers that can resume (K8sRunLauncher): an older deployment that leaves the
 #   key out resumes runs although we report 0.
@@ -26,6 +27,8 @@ DEFAULT_LAUNCHER = ("dagster", "DefaultRunLauncher")
 DEFAULT_COORDINATOR = "QueuedRunCoordinator"
 DEFAULT_DEQUEUE_INTERVAL_SECONDS = 5
 DEFAULT_POLL_INTERVAL_SECONDS = 120
+DEFAULT_START_TIMEOUT_SECONDS = 180
+DEFAULT_CANCEL_TIMEOUT_SECONDS = 180
 DEFAULT_MAX_RESUME_RUN_ATTEMPTS = 0
 DEFAULT_MAX_RETRIES = 0
 
@@ -40,6 +43,8 @@ class InstanceConfig:
     run_monitoring: bool
     run_monitoring_poll_interval_seconds: int
     max_resume_run_attempts: int
+    run_monitoring_start_timeout_seconds: int
+    run_monitoring_cancel_timeout_seconds: int
     run_retries: bool
     max_retries: int
     run_coordinator_class: str
@@ -90,6 +95,10 @@ def parse_instance(text: str) -> InstanceConfig:
         run_monitoring_poll_interval_seconds=_int(monitoring.get("poll_interval_seconds"),
                                                   DEFAULT_POLL_INTERVAL_SECONDS),
         max_resume_run_attempts=_int(monitoring.get("max_resume_run_attempts"), DEFAULT_MAX_RESUME_RUN_ATTEMPTS),
+        run_monitoring_start_timeout_seconds=_int(monitoring.get("start_timeout_seconds"),
+                                                  DEFAULT_START_TIMEOUT_SECONDS),
+        run_monitoring_cancel_timeout_seconds=_int(monitoring.get("cancel_timeout_seconds"),
+                                                   DEFAULT_CANCEL_TIMEOUT_SECONDS),
         run_retries=_bool(retries.get("enabled"), False),
         max_retries=_int(retries.get("max_retries"), DEFAULT_MAX_RETRIES),
         run_coordinator_class=coordinator_class,

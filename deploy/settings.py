@@ -113,6 +113,10 @@ class DeploymentSettings:
     dequeue_interval_seconds: int = 1
     run_monitoring: bool = True
     run_monitoring_poll_interval_seconds: int = 5
+    # Dagster's default is 180 s: a run that cannot start (C18) is failed sooner; a run pod on a loaded 2-core
+    # node still starts well within it.
+    run_monitoring_start_timeout_seconds: int = 120
+    run_monitoring_cancel_timeout_seconds: int = 180  # Dagster's default
     max_resume_run_attempts: int = 0
     run_retries: bool = True
     max_retries: int = 0

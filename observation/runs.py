@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
+from common.waits import Observation, WaitTimeout, wait_for
 from dagster_api import DagsterWebserver
 from observation.labels import (
     DAGSTER_COMPONENT_LABEL,
@@ -37,9 +38,32 @@ class RunFootprint:
     external_pods: list[client.V1Pod] = field(default_factory=list)
 
     @property
+    def jobs(self) -> list[client.V1Job]:
+        """Every Job of the run: run worker, steps and external jobs."""
+        return self.run_jobs + self.step_jobs + self.external_jobs
+
+    def still_running(self) -> list[str]:
+        """What of the run still runs or may still start: Jobs not finished, pods Pending or Running (also those
+        being deleted: their processes live until their grace period ends)."""
+        jobs = [f"Job {job.metadata.name} ({(job.status.active if job.status else 0) or 0} active pod(s))"
+                for job in self.jobs if not job_finished(job)]
+        pods = [f"pod {pod.metadata.name} {pod.status.phase}" + (" (being deleted)" if pod.metadata.deletion_timestamp
+                                                                   else "")
+                for pod in self.pods if pod.status and pod.status.phase in ("Pending", "Running")]
+        return jobs + pods
+
+    @property
     def pods(self) -> list[client.V1Pod]:
         """Every pod of the run: run worker, steps and external jobs."""
         return self.run_pods + self.step_pods + self.external_pods
+
+
+def job_finished(job: client.V1Job) -> bool:
+    """Complete or Failed, or suspended (it makes no pod)."""
+    if job.spec and job.spec.suspend:
+        return True
+    conditions = (job.status.conditions if job.status else None) or []
+    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions)
 
 
 def is_external(obj: client.V1Job | client.V1Pod) -> bool:
@@ -117,3 +141,21 @@ def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
         running += change
         peak = max(peak, running)
     return peak
+
+
+def running_after(core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str, run_id: str,
+                  grace: float, interval: float = 2.0) -> list[str]:
+    """What of the run still runs ``grace`` seconds from now, or nothing as soon as all of it stopped: a verdict
+    reached at a stated deadline, never an open-ended wait."""
+    last: list[str] = []
+
+    def look() -> Observation[None]:
+        nonlocal last
+        last = footprint(core, batch, namespace, run_id).still_running()
+        return Observation(not last, "; ".join(last) or "nothing running")
+
+    try:
+        wait_for(f"nothing of run {run_id} to run", look, grace, interval)
+    except WaitTimeout:
+        return last
+    return []

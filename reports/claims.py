@@ -22,6 +22,10 @@ CLAIMS: dict[str, str] = {
     "C14": "Run monitoring fails or resumes a run whose pod was killed",
     "C15": "External job stdout/stderr visible through Dagster",
     "C16": "No plaintext credential in pods; reports redacted",
+    "C17": "A terminated run ends CANCELED and leaves nothing of it running",
+    "C18": "A run that cannot start fails in time, naming why, and is cleaned up",
+    "C22": "Run and step Jobs carry a TTL (a tag overrides it) and are removed after it",
+    "C27": "A run over its max runtime ends FAILURE in time and leaves nothing running",
 }
 
 

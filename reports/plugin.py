@@ -29,7 +29,7 @@ __all__ = ["NO_COMBINATION", "OUTCOMES", "MatrixRecorder", "Record", "read_recor
 
 NO_COMBINATION = "—"
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
-_CLAIM_MARKER = re.compile(r"c(1[0-6]|[1-9])")
+_CLAIM_MARKER = re.compile(r"c(3[01]|[12][0-9]|[1-9])")  # c1 … c31, the design card's claims
 _PARAM_ID = re.compile(r"\[(?P<id>.*)\]$")
 
 
@@ -49,7 +49,7 @@ class Record:
 
 
 def claims_of(keywords: Iterable[str]) -> tuple[str, ...]:
-    """``C1``…``C16`` from the test's ``c1``…``c16`` markers (names, or a report's keywords), in numeric order."""
+    """``C1``…``C31`` from the test's ``c1``…``c31`` markers (names, or a report's keywords), in numeric order."""
     numbers = sorted(int(match[1]) for name in keywords if (match := _CLAIM_MARKER.fullmatch(name)))
     return tuple(f"C{number}" for number in numbers)
 

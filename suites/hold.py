@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from kubernetes import client
 
@@ -72,14 +73,15 @@ def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float 
 
 
 @contextmanager
-def holding(dagster: Deployment, location: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
+def holding(dagster: Deployment, location: str | None = None, tags: dict[str, str] | None = None,
+            run_config: dict[str, Any] | None = None) -> Iterator[str]:
     """Launch the hold job once the webserver has its location loaded, wait until its op says it holds, yield the
     run id; release it afterwards whatever happened."""
     location = location or dagster.settings.code_locations[0].name
     # A test before may have replaced the location's server: launching while the webserver still reloads it fails
     # with PipelineNotFoundError (seen under the official chart, whose slower probes widen that window).
     dagster.webserver.wait_for_location_loaded(location, LOCATION_LOAD_TIMEOUT)
-    run_id = dagster.webserver.launch_run(dagster.job("hold"), location, tags=tags)
+    run_id = dagster.webserver.launch_run(dagster.job("hold"), location, run_config=run_config, tags=tags)
     try:
         wait_until_holding(dagster.webserver, run_id)
         yield run_id

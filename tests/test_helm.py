@@ -133,11 +133,12 @@ def test_sample_locations_come_from_the_sample_location_values() -> None:
 
 def test_instance_settings_map_to_the_chart_keys() -> None:
     cfg = settings(max_resume_run_attempts=1, run_monitoring_poll_interval_seconds=7, max_retries=2,
-                   webserver_replicas=2, dequeue_interval_seconds=1)
+                   webserver_replicas=2, dequeue_interval_seconds=1, run_monitoring_start_timeout_seconds=90,
+                   run_monitoring_cancel_timeout_seconds=60)
     values = chart_values(cfg, BUSYBOX)
     daemon = values["dagsterDaemon"]
-    assert daemon["runMonitoring"] == {"enabled": True, "startTimeoutSeconds": 180, "pollIntervalSeconds": 7,
-                                       "maxResumeRunAttempts": 1}
+    assert daemon["runMonitoring"] == {"enabled": True, "startTimeoutSeconds": 90, "cancelTimeoutSeconds": 60,
+                                       "pollIntervalSeconds": 7, "maxResumeRunAttempts": 1}
     assert daemon["runRetries"] == {"enabled": True, "maxRetries": 2}
     assert daemon["runCoordinator"]["config"]["queuedRunCoordinator"]["dequeueIntervalSeconds"] == 1
     assert values["dagsterWebserver"]["replicaCount"] == 2

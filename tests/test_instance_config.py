@@ -17,6 +17,7 @@ def test_combinations_served_follow_the_run_launcher() -> None:
 def test_instance_defaults_are_dagsters() -> None:
     instance = parse_instance("run_monitoring: {enabled: true}\nrun_queue: {max_concurrent_runs: 3}\n")
     assert (instance.run_monitoring_poll_interval_seconds, instance.max_resume_run_attempts) == (120, 0)
+    assert (instance.run_monitoring_start_timeout_seconds, instance.run_monitoring_cancel_timeout_seconds) == (180, 180)
     assert (instance.run_retries, instance.max_retries) == (False, 0)
     assert (instance.run_coordinator_class, instance.dequeue_interval_seconds) == ("QueuedRunCoordinator", 5)
     assert instance.run_k8s_config == {}
@@ -27,3 +28,9 @@ def test_env_references_for_numbers_are_unknown() -> None:
                                 "run_coordinator: {class: QueuedRunCoordinator, config: "
                                 "{dequeue_interval_seconds: {env: DEQUEUE}}}\n")
     assert (instance.max_retries, instance.dequeue_interval_seconds) == (0, 5)
+
+
+def test_start_and_cancel_timeouts_are_read_back() -> None:
+    instance = parse_instance("run_monitoring: {enabled: true, start_timeout_seconds: 300, "
+                              "cancel_timeout_seconds: 60}\n")
+    assert (instance.run_monitoring_start_timeout_seconds, instance.run_monitoring_cancel_timeout_seconds) == (300, 60)

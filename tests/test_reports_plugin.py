@@ -61,7 +61,8 @@ def test_xfail_and_xpass() -> None:
 
 
 def test_claims_and_combination_from_keywords_and_node_id() -> None:
-    assert claims_of({"c10": 1, "c1": 1, "c16": 1, "c17": 1, "conformance": 1, "c1x": 1}) == ("C1", "C10", "C16")
+    assert claims_of({"c10": 1, "c1": 1, "c16": 1, "c17": 1, "c32": 1, "conformance": 1, "c1x": 1}) == (
+        "C1", "C10", "C16", "C17")
     assert combination_of("t.py::test_x", {"celery_k8s": 1}) == "celery-k8s"
     assert combination_of("t.py::test_x[k8s-multiprocess]", {}) == "k8s-multiprocess"
     assert combination_of("t.py::test_kill[webserver-k8s-job]", {}) == "k8s-job"
