@@ -42,3 +42,31 @@ def test_most_at_once_counts_overlaps_not_touching_ends() -> None:
     assert most_at_once([span(0, 4), span(4, 8), span(8, 12)]) == 1
     assert most_at_once([span(0, 4), span(1, 5), span(2, 6), span(5, 9)]) == 3
     assert most_at_once([]) == 0
+
+
+def _job(name: str, condition: str | None = None, active: int = 0, suspend: bool = False) -> client.V1Job:
+    conditions = [client.V1JobCondition(type=condition, status="True")] if condition else None
+    return client.V1Job(metadata=client.V1ObjectMeta(name=name), spec=client.V1JobSpec(
+        suspend=suspend, template=client.V1PodTemplateSpec()), status=client.V1JobStatus(
+        active=active, conditions=conditions))
+
+
+def _pod(name: str, phase: str, deleting: bool = False) -> client.V1Pod:
+    from datetime import datetime
+
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name, deletion_timestamp=datetime(2026, 1, 1)
+                                                      if deleting else None), status=client.V1PodStatus(phase=phase))
+
+
+def test_what_still_runs_is_unfinished_jobs_and_pending_or_running_pods() -> None:
+    from observation.runs import RunFootprint
+
+    found = RunFootprint("r1", run_jobs=[_job("dagster-run-r1", "Failed")],
+                         step_jobs=[_job("dagster-step-a", active=1), _job("dagster-step-b", "Complete"),
+                                    _job("release", suspend=True)],
+                         run_pods=[_pod("dagster-run-r1-x", "Failed")],
+                         step_pods=[_pod("dagster-step-a-y", "Running", deleting=True), _pod("dagster-step-c-z",
+                                                                                              "Pending")])
+    assert found.still_running() == ["Job dagster-step-a (1 active pod(s))",
+                                     "pod dagster-step-a-y Running (being deleted)", "pod dagster-step-c-z Pending"]
+    assert RunFootprint("r2", run_jobs=[_job("dagster-run-r2", "Complete")]).still_running() == []
