@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from deploy.settings import PLAIN_ENV, TEST_ENV_CONFIG_MAP, TEST_ENV_SECRET, CodeLocation, Images
+from deploy.settings import LOCATION_ENV, PLAIN_ENV, TEST_ENV_CONFIG_MAP, TEST_ENV_SECRET, CodeLocation, Images
 from images import dagster as dagster_images
 
 # Two locations with different code, so each gets its own image (C11: runs never mix them up).
@@ -32,5 +32,5 @@ def code_locations(
     return tuple(
         CodeLocation(name=name, image=image,
                      python_file=f"{dagster_images.DAGSTER_APP}/{name}/definitions.py",
-                     env=env, env_config_maps=env_config_maps, env_secrets=env_secrets)
+                     env=(*env, (LOCATION_ENV, name)), env_config_maps=env_config_maps, env_secrets=env_secrets)
         for name, image in locations)

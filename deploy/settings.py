@@ -24,6 +24,8 @@ CELERY_QUEUE = "dagster"
 TEST_ENV_CONFIG_MAP = "dkc-test-env"
 TEST_ENV_SECRET = "dkc-test-secret"
 PLAIN_ENV = ("DKC_PLAIN", "plain-value")
+# Set on each sample location to its own name (C31: one location's env never reaches another's pods).
+LOCATION_ENV = "DKC_LOCATION_ENV"
 CONFIG_MAP_ENV = ("DKC_FROM_CONFIG_MAP", "from-a-config-map")
 SECRET_ENV_NAME = "DKC_FROM_SECRET"
 

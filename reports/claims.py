@@ -24,8 +24,10 @@ CLAIMS: dict[str, str] = {
     "C16": "No plaintext credential in pods; reports redacted",
     "C17": "A terminated run ends CANCELED and leaves nothing of it running",
     "C18": "A run that cannot start fails in time, naming why, and is cleaned up",
+    "C20": "An OOMKilled run worker fails its run in time, naming OOMKilled",
     "C22": "Run and step Jobs carry a TTL (a tag overrides it) and are removed after it",
     "C27": "A run over its max runtime ends FAILURE in time and leaves nothing running",
+    "C31": "One code location's env never reaches another location's pods",
 }
 
 

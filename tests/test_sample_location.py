@@ -26,7 +26,8 @@ def test_values_snippet_is_chart_values_for_the_sample_locations() -> None:
                               "pullPolicy": "IfNotPresent"}
     assert alpha["dagsterApiGrpcArgs"] == ["-f", "/opt/dagster/app/alpha/definitions.py"]
     assert alpha["port"] == s.GRPC_PORT
-    assert alpha["env"] == [{"name": s.PLAIN_ENV[0], "value": s.PLAIN_ENV[1]}]
+    assert alpha["env"] == [{"name": s.PLAIN_ENV[0], "value": s.PLAIN_ENV[1]},
+                            {"name": s.LOCATION_ENV, "value": "alpha"}]
     assert alpha["envConfigMaps"] == [{"name": s.TEST_ENV_CONFIG_MAP}]
     assert alpha["envSecrets"] == [{"name": s.TEST_ENV_SECRET}]
 

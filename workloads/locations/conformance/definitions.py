@@ -17,6 +17,7 @@ from dagster import (
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SkipReason,
+    in_process_executor,
     job,
     op,
     schedule,
@@ -39,7 +40,7 @@ def ping(context: OpExecutionContext) -> None:
 
 # Env vars the suite sets on the code location (plain, from a ConfigMap, from a Secret). Their values are
 # reported as hashes only: a secret's value must never appear in the event log.
-REPORTED_ENV = ("DKC_PLAIN", "DKC_FROM_CONFIG_MAP", "DKC_FROM_SECRET")
+REPORTED_ENV = ("DKC_PLAIN", "DKC_FROM_CONFIG_MAP", "DKC_FROM_SECRET", "DKC_LOCATION_ENV")
 
 
 def sha256(value: str) -> str:
@@ -289,6 +290,29 @@ def ping_celery() -> None:
     ping()
 
 
+# C20: memory taken by the run worker itself (in_process executor: the op runs in the run worker's process) until
+# the kernel kills it; the test gives the run pod a small memory limit.
+HOG_JOB = "hog_in_run_worker"
+HOG_CHUNK = 32 * 1024 * 1024
+
+
+@op
+def hog(context: OpExecutionContext) -> None:
+    """Allocates and touches memory until the process is killed (never returns while a limit holds)."""
+    chunks = []
+    context.log.info("dkc: taking memory until the run worker is killed")
+    while True:
+        chunk = bytearray(HOG_CHUNK)
+        chunk[::4096] = b"\x01" * (HOG_CHUNK // 4096)  # every page touched: resident, not only reserved
+        chunks.append(chunk)
+
+
+@job(name=HOG_JOB, executor_def=in_process_executor,
+     description="Takes memory in the run worker's own process until it is OOMKilled.")
+def hog_in_run_worker() -> None:
+    hog()
+
+
 # The daemon's own work, to see it resume after a restart: a sensor and a schedule that tick and skip
 # (they launch nothing, so they cost a tick each and never disturb the suites' runs).
 SENSOR_NAME = "dkc_tick_sensor"
@@ -309,7 +333,7 @@ def tick_schedule(context: ScheduleEvaluationContext) -> SkipReason:
 
 defs = Definitions(jobs=[ping_multiprocess, ping_k8s, ping_celery, report_multiprocess, report_k8s, report_celery,
                          hold_multiprocess, hold_k8s, hold_celery, flaky_multiprocess, flaky_k8s, flaky_celery,
-                         broken_multiprocess, broken_k8s, broken_celery,
+                         broken_multiprocess, broken_k8s, broken_celery, hog_in_run_worker,
                          external_jobs_multiprocess, external_jobs_k8s, external_jobs_celery,
                          tagged_multiprocess, tagged_k8s, tagged_celery, fan_out_celery],
                    sensors=[tick_sensor], schedules=[tick_schedule])
