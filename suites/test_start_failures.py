@@ -56,6 +56,14 @@ LEFT_BEHIND = pytest.mark.xfail(
            "but never terminates it: its run Job and Pending pod stay in the cluster (and may still start later)")
 
 
+CELERY_GIVES_NO_REASON = pytest.mark.xfail(
+    strict=True,
+    reason="Dagster defect, no upstream issue found: CeleryK8sRunLauncher (dagster_celery_k8s/launcher.py) has no "
+           "get_run_worker_debug_info, so a run that timed out starting fails with only 'Run timed out due to taking "
+           "longer than N seconds to start.' and never says why its pod did not start (K8sRunLauncher appends the "
+           "pod's waiting reason and events)")
+
+
 @pytest.fixture(scope="module")
 def start_failures(dagster: Deployment) -> dict[str, Outcome]:
     """Both runs launched at once, each awaited to its end; what they left after the grace period."""
@@ -86,7 +94,10 @@ def start_failures(dagster: Deployment) -> dict[str, Outcome]:
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_a_run_that_cannot_start_fails_within_the_start_timeout_naming_why(
     dagster: Deployment, start_failures: dict[str, Outcome], case: StartFailure, record_property: pytest.RecordProperty,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if dagster.settings.uses_celery:
+        request.applymarker(CELERY_GIVES_NO_REASON)
     outcome = start_failures[case.name]
     settings = dagster.settings
     bound = settings.run_monitoring_start_timeout_seconds + settings.run_monitoring_poll_interval_seconds
