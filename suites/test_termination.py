@@ -23,11 +23,10 @@ MARGIN_SECONDS = 60  # the daemon's loop, the GraphQL read, a loaded node
 # After CANCELED: a deleted Job's pods get their termination grace period (30 s by default) before they are gone.
 GRACE_SECONDS = 60
 
-STEP_JOBS_LEFT_WHEN_RESUMABLE = pytest.mark.xfail(
-    strict=True,
-    reason="dagster-io/dagster#21476: with max_resume_run_attempts > 0 the run worker skips terminating its step "
-           "Jobs on SIGTERM (run_will_resume), and K8sRunLauncher.terminate deletes only the run Job: the held "
-           "step's Job and pod keep running after the run is CANCELED")
+STEP_JOBS_LEFT_WHEN_RESUMABLE = pytest.mark.xfail(strict=True, reason=(
+    "dagster-io/dagster#21476: with max_resume_run_attempts > 0 the run worker skips terminating its step "
+    "Jobs on SIGTERM (run_will_resume), and K8sRunLauncher.terminate deletes only the run Job: the held "
+    "step's Job and pod keep running after the run is CANCELED"))
 
 
 @pytest.mark.parametrize(("resume_attempts", "owner_references"), [(0, False), (0, True), (1, False), (1, True)],
@@ -48,8 +47,8 @@ def test_a_terminated_run_ends_canceled_and_leaves_nothing_of_it_running(
         request.applymarker(STEP_JOBS_LEFT_WHEN_RESUMABLE)  # step Jobs only exist with k8s_job_executor
     run_config = {"execution": {"config": {"enable_owner_references": True}}} if owner_references else None
 
-    with instance_with(dagster, max_resume_run_attempts=resume_attempts) as deployment, \
-            holding(deployment, run_config=run_config) as run_id:
+    with (instance_with(dagster, max_resume_run_attempts=resume_attempts) as deployment,
+          holding(deployment, run_config=run_config) as run_id):
         held = deployment.footprint(run_id)
         assert held.run_pods, f"run {run_id} holds, but no run pod of it was found"
         asked = time.time()
