@@ -64,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="name of the instance ConfigMap (default: the one holding dagster.yaml)")
     group.addoption("--allow-chaos", action="store_true",
                     help="let ha/chaos tests kill pods of an existing deployment (--dagster existing)")
+    group.addoption("--outages-on", choices=COMBINATIONS, default=None,
+                    help="run the outage claims (marker outage: C23-C26, C28; minutes each) on this combination only "
+                         "and skip them on the others, saying so (./dkc test: k8s-job, to fit CI; default: every one)")
     group.addoption("--report-dir", type=Path, default=None,
                     help="write the conformance matrix and Allure files here, redacted (./dkc run: reports/out)")
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def run(experiment: Path, variables: dict[str, Any], journal: Path, kubeconfig: 
     journal.parent.mkdir(parents=True, exist_ok=True)
     args = ["--no-log-file", "run", "--journal-path", str(journal), "--hypothesis-strategy", "default"]
     for key, value in variables.items():
-        args += ["--var", f"{key}={value}"]
+        args += ["--var", var_argument(key, value)]
     shown = ", ".join(f"{key}={value}" for key, value in variables.items())
     with step(f"Fault: chaos run {experiment.name} ({shown})"):
         proc = _chaos([*args, str(experiment)], kubeconfig, context)
@@ -52,6 +53,19 @@ def run(experiment: Path, variables: dict[str, Any], journal: Path, kubeconfig: 
             raise ExperimentError(f"experiment {experiment.name} wrote no journal: {proc.stderr.strip()[-300:]}")
         attach_file(f"chaos journal of {experiment.name}", journal)
     return json.loads(journal.read_text())
+
+
+def activity_time(journal: dict[str, Any], name: str, edge: str = "end") -> float:
+    """When the named activity started or ended (``edge``), as the journal recorded it (epoch seconds)."""
+    entry = next(e for e in journal["run"] if e["activity"]["name"] == name)
+    return datetime.fromisoformat(entry[edge]).timestamp()
+
+
+def var_argument(key: str, value: Any) -> str:
+    """``key=value``, typed for chaostoolkit when not text (``key:int=45``): a pause of "45" is not 45 seconds."""
+    kind = "int" if isinstance(value, int) and not isinstance(value, bool) else (
+        "float" if isinstance(value, float) else None)
+    return f"{key}:{kind}={value}" if kind else f"{key}={value}"
 
 
 def action_output(journal: dict[str, Any], name: str) -> Any:

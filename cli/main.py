@@ -4,6 +4,7 @@
     dkc run                                  the main job: cluster, suite, report
     dkc test                                 the project's tests: self-tests and suites on a real cluster
     dkc sample-location                      the suite's code locations for a Dagster deployed with the chart
+    dkc compare BEFORE AFTER                 what changed between two reports
 """
 
 from __future__ import annotations
@@ -51,12 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--push", metavar="REGISTRY", help="push the images to REGISTRY (host:port/path) with skopeo; "
                         "without it, load the printed OCI archives into your nodes yourself")
     sample.add_argument("--insecure-registry", action="store_true", help="the registry speaks plain HTTP")
+    compare = commands.add_parser("compare", help="two report directories side by side: what changed")
+    compare.add_argument("before", type=Path, help="the older report directory (e.g. last night's reports/out)")
+    compare.add_argument("after", type=Path, help="the newer one")
+    compare.add_argument("--fail-on", default="any", choices=("any", "new", "none"),
+                         help="exit 1 when AFTER has a failure, error or XPASS (any, the default), only one that "
+                         "BEFORE did not have (new), or never (none)")
+    compare.add_argument("--margin", type=float, default=0.25,
+                         help="a recorded *_seconds figure counts as worse above this share (default 0.25)")
+    compare.add_argument("--out", type=Path, help="where to write the comparison (default: AFTER/comparison.md)")
     for name, text in (("run", "the main job: cluster up, conformance suite, report"),
                        ("test", "self-tests, then the suites on a real cluster")):
         sub = commands.add_parser(name, help=text)
         _cluster_arguments(sub)
+        if name == "run":
+            sub.add_argument("--previous-report", type=Path, metavar="DIR",
+                             help="an earlier report directory (e.g. last night's reports/out): the Allure report "
+                             "carries its history and trends on")
         sub.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     return parser
+
+
+CI_OUTAGES_ON = "k8s-job"  # the combination `dkc test` runs the outage claims on
 
 
 def options_from(args: argparse.Namespace) -> ProviderOptions:
@@ -114,16 +131,34 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # `dkc up`/`down` clean up after Ctrl-C; SIGTERM gets the same treatment
 
 
-def _allure_html() -> None:
-    """The HTML report from the session's (already redacted) Allure results; a missing prerequisite is one line."""
+def _previous_allure_report(previous: Path | None) -> Path | None:
+    """The Allure report inside ``--previous-report``, checked before the run (not after an hour of it)."""
+    if previous is None:
+        return None
+    from reports.compare import read_report
+
+    if previous.resolve().is_relative_to(REPORT_DIR.resolve()):
+        raise DkcError(f"--previous-report {previous} is inside {REPORT_DIR}, which this run replaces: copy it "
+                       "elsewhere first (cp -r reports/out last-night) and pass the copy")
+    read_report(previous)  # a directory that is no report is one clear error now
+    return previous / "allure-report"
+
+
+def _allure_html(previous: Path | None = None) -> None:
+    """The HTML report from the session's (already redacted) Allure results, with its history (carried on from the
+    previous report when given); a missing prerequisite is one line."""
     from images.cache import cache_root
-    from reports.allure_cli import ensure_allure, generate_html
+    from reports.allure_cli import carry_history, ensure_allure, export_history, generate_html
 
     results = REPORT_DIR / "allure-results"
     if not results.is_dir():
         return
     try:
-        index = generate_html(results, REPORT_DIR / "allure-report", allure=ensure_allure(cache_root()))
+        allure = ensure_allure(cache_root())
+        if previous and not carry_history(previous, results):
+            print(f"dkc: {previous} has no Allure history: the trends start with this report", file=sys.stderr)
+        index = generate_html(results, REPORT_DIR / "allure-report", allure=allure)
+        export_history(results, index.parent, allure=allure)
     except DkcError as exc:
         print(f"dkc: no HTML report: {exc}", file=sys.stderr)
         return
@@ -131,20 +166,42 @@ def _allure_html() -> None:
           file=sys.stderr)
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from reports.compare import compare, fails_gate, read_report, render_comparison
+
+    comparison = compare(read_report(args.before), read_report(args.after), margin=args.margin)
+    text = render_comparison(comparison)
+    out = args.out or args.after / "comparison.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(text)
+    failing = fails_gate(comparison, args.fail_on)
+    print(f"dkc: comparison {out}: {len(comparison.changes)} test(s) changed, {len(comparison.newly_bad())} newly "
+          f"failing or XPASS, {len(comparison.slower)} figure(s) worse"
+          + (f"; failing the gate (--fail-on {args.fail_on})" if failing else ""), file=sys.stderr)
+    return 1 if failing else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         if args.command == "run":
+            previous = _previous_allure_report(args.previous_report)
             shutil.rmtree(REPORT_DIR, ignore_errors=True)  # a report describes one run, never a mix
             REPORT_DIR.mkdir(parents=True, exist_ok=True)
             status = _pytest(pytest_argv(args, ["suites"], [
                 f"--junitxml={REPORT_DIR / 'junit.xml'}", f"--report-dir={REPORT_DIR}",
                 f"--alluredir={REPORT_DIR / 'allure-results'}", "--clean-alluredir", *args.pytest_args]))
-            _allure_html()
+            _allure_html(previous)
             return status
         if args.command == "test":
-            return _pytest(pytest_argv(args, ["tests", "suites"], args.pytest_args))
+            # CI's budget: the outage claims (minutes each) on one combination; `run` has them on every one.
+            outages = [] if any(a.startswith("--outages-on") for a in args.pytest_args) else [
+                f"--outages-on={CI_OUTAGES_ON}"]
+            return _pytest(pytest_argv(args, ["tests", "suites"], [*outages, *args.pytest_args]))
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "sample-location":
             from deploy.sample_location import publish_sample_locations
 

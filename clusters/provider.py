@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from clusters.errors import ClusterError
+
+T = TypeVar("T")
 
 PROVIDERS = ("local", "kind", "existing")
 DEFAULT_CLUSTER_NAME = "dkc"
@@ -55,6 +61,18 @@ class Provider(ABC):
 
     @abstractmethod
     def status(self) -> ClusterStatus: ...
+
+    def control_plane_pids(self, binary: str) -> list[int]:
+        """The processes on this machine running the control-plane ``binary`` (e.g. kube-apiserver), for faults that
+        stop them; only a provider whose control plane runs here (capability ``local-processes``) has them."""
+        raise ClusterError(f"the {self.kind} provider runs no control-plane process on this machine: stopping "
+                           f"{binary} needs the local provider (--cluster local)")
+
+    def call_in_node_network(self, call: Callable[[], T]) -> T:
+        """``call()`` from inside a node's network, where pod IPs are routed (e.g. to reach a pod while the
+        apiserver, and so its proxy, is stopped); only a provider whose nodes are network namespaces here has it."""
+        raise ClusterError(f"the {self.kind} provider's nodes are not network namespaces on this machine: reaching a "
+                           "pod without the apiserver needs the local provider (--cluster local)")
 
 
 @dataclass

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from common import record
+from common import record, timings
 
 
 def say(message: str) -> None:
@@ -25,7 +25,7 @@ def phase(title: str) -> Iterator[None]:
     say(f"• {title} ...")
     started = time.monotonic()
     try:
-        with record.step(title):
+        with record.step(title), timings.span("phase", title):
             yield
     except BaseException as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from common import timings
+
 T = TypeVar("T")
 
 
@@ -48,6 +50,12 @@ def wait_for(
     ``look`` may raise ``TerminalState`` to stop early; transient errors from ``look`` are
     recorded as the last thing seen and retried until the deadline.
     """
+    with timings.span("wait", description):
+        return _poll(description, look, timeout, interval, clock, sleep)
+
+
+def _poll(description: str, look: Callable[[], Observation[T]], timeout: float, interval: float,
+          clock: Callable[[], float], sleep: Callable[[float], None]) -> T | None:
     deadline = clock() + timeout
     last_seen = "nothing yet"
     while True:

@@ -8,7 +8,7 @@ ready and why. Any failure (or Ctrl-C) deletes the namespace unless ``keep``.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -29,6 +29,8 @@ from observation.kube import (
     deployment_available,
     pod_summary,
     rollout_complete,
+    selector_text,
+    terminating_pods,
     wait_pod_finished,
 )
 
@@ -145,18 +147,58 @@ def _reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
     groups = manifests.all_manifests(cfg)
     control_plane = ["webserver", "daemon", "celery workers"]
     rolled = [names.WEBSERVER, names.DAEMON] + ([names.CELERY_WORKERS] if cfg.uses_celery else [])
-    apps = client.AppsV1Api(deployment.api)
     with phase(f"Rolling the control plane of {cfg.namespace} onto its new instance config"):
         docs = groups["foundation"] + [doc for group in control_plane for doc in groups.get(group, [])]
         kube_manifests.apply(deployment.api, docs, namespace=cfg.namespace)
         for name in rolled:
             wait_for(f"Deployment {cfg.namespace}/{name} to roll out",
-                     lambda name=name: rollout_complete(apps, cfg.namespace, name), READY_TIMEOUT, 2)
+                     idle_rollout(deployment.api, cfg.namespace, name, deaf_pid1=name == names.CELERY_WORKERS),
+                     READY_TIMEOUT, 2)
         changed = Deployment(settings=cfg, api=deployment.api)
         changed.webserver.wait_until_answering(READY_TIMEOUT)
         for location in cfg.code_locations:
             changed.webserver.wait_for_location_loaded(location.name, READY_TIMEOUT)
     return changed
+
+
+def idle_rollout(api: client.ApiClient, namespace: str, name: str,
+                 deaf_pid1: bool = False) -> Callable[[], Observation[None]]:
+    """A look at a control-plane Deployment rolling out while nothing runs on it. With ``deaf_pid1`` (the Celery
+    workers), each replaced pod's processes are asked to stop (SIGTERM to all but PID 1): dagster-celery's worker
+    wrapper runs as PID 1 and ignores SIGTERM, so an old worker would keep its pod, and take tasks (which die with
+    it), for its whole grace period. Once asked,
+    a Celery worker shuts down warm and takes no new task, so the rollout is complete without waiting for the pod to
+    go. Neither deleting the pod again with a shorter grace period (the kubelet keeps the first) nor force-deleting
+    it does: a force-deleted pod leaves the API while its container runs on, and its service account token dies with
+    the pod object, so the old worker's tasks fail with 401 Unauthorized."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    asked: set[str] = set()
+
+    def look() -> Observation[None]:
+        if deaf_pid1:  # the others leave on the kubelet's own SIGTERM
+            spec = apps.read_namespaced_deployment(name, namespace, _request_timeout=10).spec
+            for pod in terminating_pods(core, namespace, selector_text(spec.selector)):
+                if pod not in asked and _ask_to_stop(api, namespace, pod):
+                    asked.add(pod)
+        return rollout_complete(apps, namespace, name, settled=asked)
+    return look
+
+
+def _ask_to_stop(api: client.ApiClient, namespace: str, pod: str) -> bool:
+    """SIGTERM to every process of the pod's (first) container but its PID 1, as the kubelet's SIGTERM would reach
+    them if PID 1 passed it on; True once the command ran (also when no process was left to signal). False when it
+    could not run (a container without a shell, one not running): such a pod counts until it is gone."""
+    from kubernetes.stream import stream  # it patches the client it is given: a client of its own
+
+    try:
+        with client.ApiClient(api.configuration) as own:
+            session = stream(client.CoreV1Api(own).connect_get_namespaced_pod_exec, pod, namespace,
+                             command=["sh", "-c", "kill -TERM -1"], stdout=True, stderr=True, stdin=False, tty=False,
+                             _preload_content=False, _request_timeout=10)
+            session.run_forever(timeout=10)
+            return session.returncode is not None
+    except Exception:  # the client's websocket path raises more than ApiException (e.g. AttributeError on a 404)
+        return False
 
 
 def teardown(api: client.ApiClient, *deployments: DeploymentSettings, timeout: float = 180.0) -> None:

@@ -33,12 +33,12 @@ from deploy.images import LoadImage
 from deploy.preflight import load_locations
 from deploy.settings import DeploymentSettings, HelmChart
 from images.busybox import chart_busybox_image
-from observation.kube import rollout_complete
 
 __all__ = ["chart_source", "deploy", "described", "reconfigure", "release", "suite_objects", "uninstall"]
 
 # The objects the chart is pointed at but does not make: the Postgres password (generatePostgresqlPasswordSecret
-# is off) and the ConfigMap and Secret the sample code locations pass to their runs.
+# is off) and the ConfigMap and Secret the sample code locations pass to their runs (and each location's own
+# Secret: manifests.location_secrets).
 SUITE_OBJECTS = (names.POSTGRES_SECRET, s.TEST_ENV_CONFIG_MAP, s.TEST_ENV_SECRET)
 
 
@@ -62,7 +62,7 @@ def chart_source(chart: Path, values_file: Path | None, load: LoadImage) -> Helm
 def suite_objects(cfg: DeploymentSettings) -> list[dict[str, Any]]:
     """The Secrets and ConfigMap the chart is pointed at, as the suite's own deployment makes them."""
     return [doc for doc in manifests.foundation(cfg) if doc["metadata"]["name"] in SUITE_OBJECTS
-            and doc["kind"] in ("Secret", "ConfigMap")]
+            and doc["kind"] in ("Secret", "ConfigMap")] + manifests.location_secrets(cfg)
 
 
 def _helm_apply(api: client.ApiClient, cfg: DeploymentSettings) -> None:
@@ -144,10 +144,10 @@ def reconfigure(deployment: Deployment, cfg: DeploymentSettings) -> Deployment:
     api, parts = deployment.api, cfg.names
     with phase(f"helm upgrade {names.RELEASE} in {cfg.namespace} onto its new instance config"):
         _helm_apply(api, cfg)
-        apps = client.AppsV1Api(api)
         for name in [parts.webserver, parts.daemon, *([parts.celery_workers] if parts.celery_workers else [])]:
             wait_for(f"Deployment {cfg.namespace}/{name} to roll out",
-                     lambda name=name: rollout_complete(apps, cfg.namespace, name), bringup.READY_TIMEOUT, 2)
+                     bringup.idle_rollout(api, cfg.namespace, name, deaf_pid1=name == parts.celery_workers),
+                     bringup.READY_TIMEOUT, 2)
     return _serving(api, described(api, cfg))
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from deploy import manifests, names
 from deploy import settings as s
+from deploy.errors import DeployError
 from deploy.sample_location import split_image, values_snippet
 from deploy.settings import DeploymentSettings
 
@@ -44,11 +45,20 @@ def image(reference: str, pull_policy: str) -> dict[str, str]:
     return {"repository": repository, "tag": tag, "pullPolicy": pull_policy}
 
 
+# The chart's templates/configmap-instance.yaml renders these run_monitoring keys and no other (no
+# max_runtime_seconds): a setting it cannot render is refused, never dropped without a word.
+CHART_CANNOT_RENDER = ("the official chart renders no run_monitoring.max_runtime_seconds "
+                       "(templates/configmap-instance.yaml)")
+
+
 def _instance(cfg: DeploymentSettings) -> dict[str, Any]:
     """dagsterDaemon's run coordinator, run monitoring and run retries: the chart renders them into dagster.yaml."""
+    if cfg.run_monitoring_max_runtime_seconds:
+        raise DeployError(f"{CHART_CANNOT_RENDER}: an instance-wide max runtime cannot be set through its values")
     return {
         "runCoordinator": {"enabled": True, "type": "QueuedRunCoordinator", "config": {
-            "queuedRunCoordinator": {"dequeueIntervalSeconds": cfg.dequeue_interval_seconds}}},
+            "queuedRunCoordinator": {"dequeueIntervalSeconds": cfg.dequeue_interval_seconds,
+                                     **manifests.tag_limits("tagConcurrencyLimits", cfg)}}},
         "runMonitoring": {"enabled": cfg.run_monitoring,
                           "startTimeoutSeconds": cfg.run_monitoring_start_timeout_seconds,
                           "cancelTimeoutSeconds": cfg.run_monitoring_cancel_timeout_seconds,

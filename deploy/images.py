@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from deploy.settings import LOCATION_ENV, PLAIN_ENV, TEST_ENV_CONFIG_MAP, TEST_ENV_SECRET, CodeLocation, Images
+from deploy.settings import (
+    LOCATION_ENV,
+    PLAIN_ENV,
+    TEST_ENV_CONFIG_MAP,
+    TEST_ENV_SECRET,
+    CodeLocation,
+    Images,
+    location_secret,
+)
 from images import dagster as dagster_images
 
 # Two locations with different code, so each gets its own image (C11: runs never mix them up).
@@ -28,9 +36,11 @@ def code_locations(
     locations: list[tuple[str, str]], env: tuple[tuple[str, str], ...] = (PLAIN_ENV,),
     env_config_maps: tuple[str, ...] = (TEST_ENV_CONFIG_MAP,), env_secrets: tuple[str, ...] = (TEST_ENV_SECRET,),
 ) -> tuple[CodeLocation, ...]:
-    """The suite's code locations, each passing a plain env var, a ConfigMap and a Secret to its runs."""
+    """The suite's code locations, each passing a plain env var, a ConfigMap, a shared Secret and a Secret of its
+    own to its runs."""
     return tuple(
         CodeLocation(name=name, image=image,
                      python_file=f"{dagster_images.DAGSTER_APP}/{name}/definitions.py",
-                     env=(*env, (LOCATION_ENV, name)), env_config_maps=env_config_maps, env_secrets=env_secrets)
+                     env=(*env, (LOCATION_ENV, name)), env_config_maps=env_config_maps,
+                     env_secrets=(*env_secrets, location_secret(name)))
         for name, image in locations)

@@ -29,6 +29,7 @@ DEFAULT_DEQUEUE_INTERVAL_SECONDS = 5
 DEFAULT_POLL_INTERVAL_SECONDS = 120
 DEFAULT_START_TIMEOUT_SECONDS = 180
 DEFAULT_CANCEL_TIMEOUT_SECONDS = 180
+DEFAULT_MAX_RUNTIME_SECONDS = 0  # settings_methods.py: run_monitoring_max_runtime_seconds
 DEFAULT_MAX_RESUME_RUN_ATTEMPTS = 0
 DEFAULT_MAX_RETRIES = 0
 
@@ -45,10 +46,12 @@ class InstanceConfig:
     max_resume_run_attempts: int
     run_monitoring_start_timeout_seconds: int
     run_monitoring_cancel_timeout_seconds: int
+    run_monitoring_max_runtime_seconds: int
     run_retries: bool
     max_retries: int
     run_coordinator_class: str
     dequeue_interval_seconds: int
+    tag_concurrency_limits: tuple[tuple[str, str, int], ...] = ()  # (key, value, limit); others are left out
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold literal credentials
 
 
@@ -79,6 +82,16 @@ def _coordinator(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(coordinator.get("class") or DEFAULT_COORDINATOR), _section(coordinator, "config")
 
 
+def _tag_limits(entries: Any) -> tuple[tuple[str, str, int], ...]:
+    """Limits on one tag value each; a limit per unique value ({applyLimitPerUniqueValue: true}) or on every
+    value of a key is not one the suite sets, so it is left out."""
+    limits = []
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("value"), str) and isinstance(entry.get("limit"), int):
+            limits.append((str(entry.get("key")), entry["value"], entry["limit"]))
+    return tuple(limits)
+
+
 def parse_instance(text: str) -> InstanceConfig:
     """Read dagster.yaml; keys left out take Dagster's defaults (see the DEFAULT_* constants)."""
     loaded = yaml.safe_load(text) or {}
@@ -99,11 +112,13 @@ def parse_instance(text: str) -> InstanceConfig:
                                                   DEFAULT_START_TIMEOUT_SECONDS),
         run_monitoring_cancel_timeout_seconds=_int(monitoring.get("cancel_timeout_seconds"),
                                                    DEFAULT_CANCEL_TIMEOUT_SECONDS),
+        run_monitoring_max_runtime_seconds=_int(monitoring.get("max_runtime_seconds"), DEFAULT_MAX_RUNTIME_SECONDS),
         run_retries=_bool(retries.get("enabled"), False),
         max_retries=_int(retries.get("max_retries"), DEFAULT_MAX_RETRIES),
         run_coordinator_class=coordinator_class,
         dequeue_interval_seconds=_int(coordinator_config.get("dequeue_interval_seconds"),
                                       DEFAULT_DEQUEUE_INTERVAL_SECONDS),
+        tag_concurrency_limits=_tag_limits(coordinator_config.get("tag_concurrency_limits")),
         raw=config,
     )
 

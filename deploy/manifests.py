@@ -42,6 +42,12 @@ def run_launcher(cfg: DeploymentSettings) -> dict[str, Any]:
     return {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}
 
 
+def tag_limits(key: str, cfg: DeploymentSettings) -> dict[str, Any]:
+    """The run queue's tag concurrency limits under ``key`` (dagster.yaml's or the chart's spelling), if any."""
+    limits = [{"key": tag, "value": value, "limit": limit} for tag, value, limit in cfg.tag_concurrency_limits]
+    return {key: limits} if limits else {}
+
+
 def instance_config(cfg: DeploymentSettings) -> dict[str, Any]:
     """dagster.yaml: Postgres storage (password from the Secret via env), queued runs, the launcher."""
     return {
@@ -49,11 +55,13 @@ def instance_config(cfg: DeploymentSettings) -> dict[str, Any]:
             "username": "dagster", "password": {"env": "DAGSTER_PG_PASSWORD"}, "hostname": names.POSTGRES,
             "db_name": "dagster", "port": 5432}}},
         "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-                            "config": {"dequeue_interval_seconds": cfg.dequeue_interval_seconds}},
+                            "config": {"dequeue_interval_seconds": cfg.dequeue_interval_seconds,
+                                       **tag_limits("tag_concurrency_limits", cfg)}},
         "run_launcher": run_launcher(cfg),
         "run_monitoring": {"enabled": cfg.run_monitoring,
                            "start_timeout_seconds": cfg.run_monitoring_start_timeout_seconds,
                            "cancel_timeout_seconds": cfg.run_monitoring_cancel_timeout_seconds,
+                           "max_runtime_seconds": cfg.run_monitoring_max_runtime_seconds,
                            "poll_interval_seconds": cfg.run_monitoring_poll_interval_seconds,
                            "max_resume_run_attempts": cfg.max_resume_run_attempts},
         "run_retries": {"enabled": cfg.run_retries, "max_retries": cfg.max_retries},
@@ -158,7 +166,17 @@ def foundation(cfg: DeploymentSettings) -> list[Manifest]:
         objects.config_map(s.TEST_ENV_CONFIG_MAP, ns, "test-env", {s.CONFIG_MAP_ENV[0]: s.CONFIG_MAP_ENV[1]}),
         {"apiVersion": "v1", "kind": "Secret", "metadata": objects.meta(s.TEST_ENV_SECRET, ns, "test-env"),
          "type": "Opaque", "stringData": {s.SECRET_ENV_NAME: cfg.test_secret_value}},
+        *location_secrets(cfg),
     ]
+
+
+def location_secrets(cfg: DeploymentSettings) -> list[Manifest]:
+    """The Secret of each code location that passes one of its own (C31)."""
+    return [{"apiVersion": "v1", "kind": "Secret", "metadata": objects.meta(s.location_secret(location.name),
+                                                                             cfg.namespace, "test-env"),
+             "type": "Opaque",
+             "stringData": {s.LOCATION_SECRET_ENV: s.location_secret_value(cfg.test_secret_value, location.name)}}
+            for location in cfg.code_locations if s.location_secret(location.name) in location.env_secrets]
 
 
 def storage_annotation(cfg: DeploymentSettings) -> dict[str, str]:

@@ -1,10 +1,10 @@
 """What a user adds to a Dagster they deployed with the official Helm chart so the suites can run against it.
 
 The suite launches its sample jobs from its own code locations (alpha and beta), which pass a plain env var, a
-ConfigMap and a Secret to their runs (C10). ``values_snippet`` is the chart values for them, ``secret_commands``
-the kubectl commands that create that ConfigMap and Secret. Field names follow the chart's values schema for
-``dagster-user-deployments.deployments`` (envConfigMaps / envSecrets hold ConfigMapEnvSource / SecretEnvSource
-objects, i.e. ``{name: ...}``, not plain strings).
+ConfigMap and a Secret to their runs (C10), and each a Secret of its own (C31). ``values_snippet`` is the chart
+values for them, ``secret_commands`` the kubectl commands that create that ConfigMap and those Secrets. Field
+names follow the chart's values schema for ``dagster-user-deployments.deployments`` (envConfigMaps / envSecrets
+hold ConfigMapEnvSource / SecretEnvSource objects, i.e. ``{name: ...}``, not plain strings).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def values_snippet(locations: list[tuple[str, str]], pull_policy: str = "IfNotPr
 
 
 def secret_commands(namespace: str, secret_value: str | None = None) -> str:
-    """kubectl commands creating the ConfigMap and the Secret the sample locations pass to runs, labelled as ours.
+    """kubectl commands creating the ConfigMap and the Secrets the sample locations pass to runs, labelled as ours.
 
     The Secret's value is random unless given: the suite searches pods and reports for it (C16).
     """
@@ -72,12 +72,18 @@ def secret_commands(namespace: str, secret_value: str | None = None) -> str:
     config_map, secret = s.TEST_ENV_CONFIG_MAP, s.TEST_ENV_SECRET
     literal_cm = shlex.quote(f"{s.CONFIG_MAP_ENV[0]}={s.CONFIG_MAP_ENV[1]}")
     literal_secret = shlex.quote(f"{s.SECRET_ENV_NAME}={value}")
-    return "\n".join([
+    lines = [
         f"kubectl -n {ns} create configmap {config_map} --from-literal={literal_cm}",
         f"kubectl -n {ns} label configmap {config_map} {label}",
         f"kubectl -n {ns} create secret generic {secret} --from-literal={literal_secret}",
         f"kubectl -n {ns} label secret {secret} {label}",
-    ]) + "\n"
+    ]
+    for location in LOCATION_NAMES:  # each location's own (C31)
+        own = s.location_secret(location)
+        literal_own = shlex.quote(f"{s.LOCATION_SECRET_ENV}={s.location_secret_value(value, location)}")
+        lines += [f"kubectl -n {ns} create secret generic {own} --from-literal={literal_own}",
+                  f"kubectl -n {ns} label secret {own} {label}"]
+    return "\n".join(lines) + "\n"
 
 
 def push_image(archive: Path, reference: str, registry: str, tls_verify: bool = True) -> str:
@@ -115,5 +121,5 @@ def publish_sample_locations(namespace: str, dagster_version: str | None = None,
         + "\n".join(archives))
     policy = "IfNotPresent" if registry else "Never"
     return "\n".join([where, values_snippet(images, pull_policy=policy),
-                      "# Then create the ConfigMap and Secret the sample locations pass to their runs:",
+                      "# Then create the ConfigMap and Secrets the sample locations pass to their runs:",
                       secret_commands(namespace)])

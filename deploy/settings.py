@@ -6,6 +6,8 @@ selectors and lookups are the ones a user would write against a chart-installed 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,20 @@ PLAIN_ENV = ("DKC_PLAIN", "plain-value")
 LOCATION_ENV = "DKC_LOCATION_ENV"
 CONFIG_MAP_ENV = ("DKC_FROM_CONFIG_MAP", "from-a-config-map")
 SECRET_ENV_NAME = "DKC_FROM_SECRET"
+# Each sample location also passes a Secret of its own, under one key (C31: secrets never cross locations).
+LOCATION_SECRET_ENV = "DKC_LOCATION_SECRET"
+
+
+def location_secret(location: str) -> str:
+    """The Secret only code location ``location`` passes to its runs."""
+    return f"dkc-location-secret-{location}"
+
+
+def location_secret_value(test_secret_value: str, location: str) -> str:
+    """That Secret's value: derived from the deployment's test secret, so it is as unknown outside the suite and
+    differs per location (the suite reads it back from the cluster when it checks, whoever made it)."""
+    digest = hmac.new(test_secret_value.encode(), location.encode(), hashlib.sha256).hexdigest()
+    return f"dkc-location-secret-{digest[:24]}"
 
 
 def validate_combination(name: str) -> str:
@@ -113,12 +129,15 @@ class DeploymentSettings:
     celery_worker_replicas: int = 2
     celery_worker_concurrency: int = 1
     dequeue_interval_seconds: int = 1
+    # The run queue's tag_concurrency_limits as (key, value, limit): how a claim keeps a run QUEUED (C24)
+    tag_concurrency_limits: tuple[tuple[str, str, int], ...] = ()
     run_monitoring: bool = True
     run_monitoring_poll_interval_seconds: int = 5
     # Dagster's default is 180 s: a run that cannot start (C18) is failed sooner; a run pod on a loaded 2-core
     # node still starts well within it.
     run_monitoring_start_timeout_seconds: int = 120
     run_monitoring_cancel_timeout_seconds: int = 180  # Dagster's default
+    run_monitoring_max_runtime_seconds: int = 0  # Dagster's default: no instance-wide limit (a run tag may set one)
     max_resume_run_attempts: int = 0
     run_retries: bool = True
     max_retries: int = 0

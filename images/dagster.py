@@ -16,8 +16,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common.errors import PreflightError
@@ -79,17 +81,37 @@ def published_versions(package: str) -> list[str]:
     return versions
 
 
+CORE_PACKAGES = ("dagster", "dagster-webserver", "dagster-graphql")  # versioned 1.X.Y
+LIBRARY_PACKAGES = ("dagster-k8s", "dagster-postgres", "dagster-celery", "dagster-celery-k8s")  # versioned 0.(X+16).Y
+
+
+def _pins(version: str) -> dict[str, str]:
+    libraries = libraries_version(version)
+    return {**{package: version for package in CORE_PACKAGES}, **{package: libraries for package in LIBRARY_PACKAGES}}
+
+
+def newest_complete_release(minor: int, published: dict[str, list[str]]) -> str | None:
+    """The newest 1.``minor``.Y whose packages are all published (a core release can precede its libraries)."""
+    line = [v for v in published.get("dagster", []) if _DAGSTER_VERSION_RE.match(v) and
+            validate_dagster_version(v)[0] == minor]
+    complete = [v for v in line if all(pin in published.get(p, []) for p, pin in _pins(v).items())]
+    return max(complete, key=validate_dagster_version, default=None)
+
+
 def check_dagster_version(version: str) -> None:
-    """Fail in one line, before any build, unless ``version`` and its integration libraries are
-    published releases."""
-    libraries = libraries_version(version)  # validates the format first, without the network
-    for package, wanted in (("dagster", version), ("dagster-k8s", libraries)):
-        versions = published_versions(package)
-        if wanted not in versions:
+    """Fail in one line, before any build, unless ``version`` and every library the images install with it are
+    published releases; the line names the newest release of that minor line that is complete."""
+    pins = _pins(version)  # validates the format first, without the network
+    with ThreadPoolExecutor(4) as pool:
+        published = dict(zip(pins, pool.map(published_versions, pins), strict=True))
+    for package, wanted in pins.items():
+        if wanted not in published[package]:
+            versions = published[package]
             newest = f"newest published: {versions[0]}" if versions else "none published"
-            which = f"{package} {wanted}" + (f" (for Dagster {version})" if package != "dagster" else "")
+            which = f"{package} {wanted}" + (f" (for Dagster {version})" if package not in CORE_PACKAGES else "")
+            suggestion = newest_complete_release(validate_dagster_version(version)[0], published) or DAGSTER_VERSION
             raise PreflightError(f"{which} is not a published release ({newest}); "
-                                 f"pick a published Dagster version, e.g. {DAGSTER_VERSION}")
+                                 f"pick a published Dagster version, e.g. {suggestion}")
 
 
 def dagster_requirements(version: str) -> list[str]:
@@ -144,6 +166,25 @@ def _dagster_layer(version: str) -> tuple[RootfsRecipe, Path]:
     if not recipe.is_cached():
         check_dagster_version(version)
     return recipe, build_rootfs(recipe)
+
+
+def locked_versions(version: str = DAGSTER_VERSION) -> dict[str, str]:
+    """``package -> version`` of what pip installed into the Dagster image of ``version`` (its requirements.lock),
+    when that image is built (an empty mapping otherwise). Read from the layer once, then from a file beside it."""
+    recipe = dagster_recipe(version)
+    if not recipe.is_cached():
+        return {}
+    beside = recipe.layer.with_suffix(".lock")
+    if not beside.exists():
+        member = f"{DAGSTER_ROOT.strip('/')}/requirements.lock"
+        with tarfile.open(recipe.layer) as layer:
+            found = layer.extractfile(member)
+            text = found.read().decode() if found else ""
+        partial = beside.with_name(beside.name + ".partial")
+        partial.write_text(text)
+        partial.replace(beside)
+    pins = (line.split("==", 1) for line in beside.read_text().splitlines() if "==" in line)
+    return {name.strip().lower(): pinned.strip() for name, pinned in pins}
 
 
 def dagster_image(version: str = DAGSTER_VERSION) -> tuple[str, Path]:

@@ -24,6 +24,10 @@ MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
+# Bump when what write_archive puts in an archive changes, so cached archives are written again (2: manifest.json).
+ARCHIVE_FORMAT = "2"
+
+
 def qualify(name: str) -> str:
     """The kubelet normalizes short names, so images are always imported fully qualified.
 
@@ -193,6 +197,12 @@ def _write_layout(
 
         add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         add_bytes("index.json", index)
+        # Docker before 25 loads only its own format (manifest.json naming the config and layer files): with it,
+        # the same archive also goes into `docker load` (kind's node image).
+        reference = json.loads(index)["manifests"][0]["annotations"]["io.containerd.image.name"]
+        add_bytes("manifest.json", json.dumps([{
+            "Config": f"blobs/sha256/{config[0][7:]}", "RepoTags": [reference],
+            "Layers": [f"blobs/sha256/{digest[7:]}" for digest, _ in digests]}]).encode())
         for digest, data in (config, manifest):
             add_bytes(f"blobs/sha256/{digest[7:]}", data)
         stored: set[str] = set()
@@ -221,7 +231,7 @@ def cached_image(
     if make_layer is None and not base_layers:
         raise ValueError(f"image {spec.reference} needs a layer: pass make_layer or base_layers")
     bases = [Path(layer).name for layer in base_layers]
-    key = inputs_key(spec.reference, json.dumps(image_config(spec, "")), *bases, *inputs)
+    key = inputs_key(ARCHIVE_FORMAT, spec.reference, json.dumps(image_config(spec, "")), *bases, *inputs)
     safe = spec.reference.replace("/", "_").replace(":", "_")
     out = cache_root() / "images" / f"{safe}-{key}.tar"
     if out.exists():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, watch
@@ -63,6 +64,51 @@ def watch_until(
         finally:
             watcher.stop()
     raise WaitTimeout(description, timeout, last_seen)
+
+
+@dataclass(frozen=True)
+class PodRemoval:
+    """A pod's removal as a watch saw it: its first state marked for deletion (the grace period it was given:
+    the kubelet's final delete has grace 0) and its last state (its containers' final terminated states)."""
+
+    deleting: client.V1Pod | None
+    last: client.V1Pod
+
+
+def wait_pod_removed(core: client.CoreV1Api, namespace: str, pod: client.V1Pod, timeout: float) -> PodRemoval:
+    """Watch ``pod`` (as read earlier: its resource version is where the watch starts, so a removal that already
+    happened is replayed) until the API removes it. On a 410 the pod is looked up again: if it is gone by then,
+    the states seen so far are what is returned."""
+    name, uid = pod.metadata.name, pod.metadata.uid
+    deadline = time.monotonic() + timeout
+    last, resource_version = pod, pod.metadata.resource_version
+    deleting = pod if pod.metadata.deletion_timestamp else None
+    while (remaining := deadline - time.monotonic()) > 0:
+        watcher = watch.Watch()
+        try:
+            for event in watcher.stream(core.list_namespaced_pod, namespace=namespace,
+                                        field_selector=f"metadata.name={name}", resource_version=resource_version,
+                                        timeout_seconds=max(1, int(remaining))):
+                obj = event["object"]
+                resource_version = obj.metadata.resource_version
+                if obj.metadata.uid != uid:  # a new pod of the same name: ours is gone
+                    return PodRemoval(deleting, last)
+                last = obj
+                if deleting is None and obj.metadata.deletion_timestamp:
+                    deleting = obj
+                if event["type"] == "DELETED":
+                    return PodRemoval(deleting, obj)
+        except client.ApiException as exc:
+            if exc.status != 410:
+                raise
+            listing = core.list_namespaced_pod(namespace=namespace, field_selector=f"metadata.name={name}",
+                                               _request_timeout=30)
+            if not any(item.metadata.uid == uid for item in listing.items):
+                return PodRemoval(deleting, last)
+            resource_version = listing.metadata.resource_version
+        finally:
+            watcher.stop()
+    raise WaitTimeout(f"pod {namespace}/{name} to be removed", timeout, pod_summary(last))
 
 
 def pod_summary(pod: client.V1Pod) -> str:
@@ -178,10 +224,25 @@ def rollout_summary(deployment: client.V1Deployment) -> str:
             f"of {deployment.spec.replicas or 0}")
 
 
-def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> Observation[None]:
-    """A Deployment has rolled out its current template (see ``rolled_out``)."""
+def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str,
+                     settled: Collection[str] = ()) -> Observation[None]:
+    """A Deployment has rolled out its current template (see ``rolled_out``) and no pod it replaced is still
+    terminating, but those in ``settled`` (known to have stopped working): such a pod may still work (a Celery worker
+    that ignores SIGTERM takes tasks until it is killed)."""
     found = apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
-    return Observation(rolled_out(found), rollout_summary(found))
+    if not rolled_out(found):
+        return Observation(False, rollout_summary(found))
+    leaving = [pod for pod in terminating_pods(client.CoreV1Api(apps.api_client), namespace,
+                                               selector_text(found.spec.selector)) if pod not in settled]
+    if leaving:
+        return Observation(False, f"{rollout_summary(found)}; still terminating: {', '.join(leaving)}")
+    return Observation(True, rollout_summary(found))
+
+
+def terminating_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[str]:
+    """The pods of ``selector`` being deleted (their containers may still run, up to their grace period)."""
+    pods = core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=10).items
+    return [pod.metadata.name for pod in pods if pod.metadata.deletion_timestamp]
 
 
 def label_selector(labels: dict[str, str]) -> str:

@@ -36,6 +36,7 @@ class PodSpan:
     ready: float | None = None
     ended: float | None = None
     end_reason: str | None = None  # "deleted", or the phase it finished in: "Succeeded" / "Failed"
+    gone: float | None = None  # when the pod object was removed (its processes had exited): the watch's DELETED
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -88,6 +89,8 @@ class _Spans:
         if span is None:
             span = PodSpan(meta.name, uid, self._describe(meta.labels), _epoch(meta.creation_timestamp) or seen_at)
             self._by_uid[uid] = span
+        if event_type == "DELETED" and span.gone is None:
+            span.gone = seen_at
         if span.ended is not None:  # the first end wins: a pod deleted while running then "Failed" was deleted
             return
         if span.ready is None:
@@ -102,6 +105,8 @@ class _Spans:
         for uid, span in self._by_uid.items():
             if uid not in present and span.ended is None:
                 span.ended, span.end_reason = seen_at, "deleted"
+            if uid not in present and span.gone is None:
+                span.gone = seen_at
 
     def spans(self) -> list[PodSpan]:
         return sorted((replace(span) for span in self._by_uid.values()), key=lambda s: (s.component, s.created))

@@ -17,12 +17,14 @@ from common.errors import DkcError
 from common.progress import phase
 from images.cache import cache_root, lock
 
-__all__ = ["ALLURE_VERSION", "AllureError", "allure_binary", "ensure_allure", "generate_html", "install_dir"]
+__all__ = ["ALLURE_VERSION", "HISTORY", "AllureError", "allure_binary", "carry_history", "ensure_allure",
+           "export_history", "generate_html", "install_dir"]
 
 ALLURE_VERSION = "2.46.1"
 PACKAGE = "allure-commandline"
 INSTALL_TIMEOUT = 600
 GENERATE_TIMEOUT = 600
+HISTORY = "history"  # Allure's trend files: in a report's history/, read back from the results' history/
 
 
 class AllureError(DkcError):
@@ -134,3 +136,26 @@ def generate_html(results_dir: Path, out_dir: Path, *, allure: Path | None = Non
             raise AllureError(f"allure generate failed ({_last_lines(done.stdout + done.stderr)}): "
                               f"check {results_dir} holds *-result.json files")
     return index
+
+
+def carry_history(previous_report: Path, results_dir: Path) -> bool:
+    """Put an earlier report's Allure history into ``results_dir`` so the next report shows trends across both;
+    False when that report has none (made before history was kept)."""
+    source = previous_report / HISTORY
+    if not source.is_dir():
+        return False
+    target = results_dir / HISTORY
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    return True
+
+
+def export_history(results_dir: Path, report_dir: Path, *, allure: Path | None = None) -> Path:
+    """Write the history of the report made from ``results_dir`` into ``report_dir/history``. A single-file report
+    keeps no history files, so this generates a multi-file report aside and keeps only its history."""
+    with tempfile.TemporaryDirectory(prefix="dkc-allure-") as scratch:
+        index = generate_html(results_dir, Path(scratch) / "report", allure=allure, single_file=False)
+        target = report_dir / HISTORY
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(index.parent / HISTORY, target)
+    return target

@@ -14,7 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class ReportEnvironment:
     dagster_version: str
     combinations: Sequence[str]
     git_revision: str | None = None  # None: read it from the checkout
+    extra: Mapping[str, str] = field(default_factory=dict)  # e.g. the Kubernetes client versions
 
     def properties(self) -> dict[str, str]:
         return {
@@ -94,6 +95,7 @@ class ReportEnvironment:
             "Dagster version": self.dagster_version,
             "Combinations": ", ".join(self.combinations),
             "Git revision": self.git_revision or git_revision(),
+            **self.extra,
         }
 
 

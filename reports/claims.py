@@ -24,9 +24,16 @@ CLAIMS: dict[str, str] = {
     "C16": "No plaintext credential in pods; reports redacted",
     "C17": "A terminated run ends CANCELED and leaves nothing of it running",
     "C18": "A run that cannot start fails in time, naming why, and is cleaned up",
+    "C19": "A step pod that cannot start fails its step in time; the run never hangs",
     "C20": "An OOMKilled run worker fails its run in time, naming OOMKilled",
+    "C21": "A step pod killed mid-step fails its step in time (backoffLimit 0)",
     "C22": "Run and step Jobs carry a TTL (a tag overrides it) and are removed after it",
+    "C23": "Runs survive the apiserver unavailable for ~45 s; the daemon heartbeats again",
+    "C24": "Work asked of a code location while its server is down happens once it is back",
+    "C25": "Never two daemons at once while the daemon is replaced; no run launched twice",
+    "C26": "PostgreSQL restarts: a short outage fails no run, a long one never hangs one",
     "C27": "A run over its max runtime ends FAILURE in time and leaves nothing running",
+    "C28": "The Celery broker restarted or stopped mid-run: the run never hangs",
     "C31": "One code location's env never reaches another location's pods",
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
+from common import timings
 from deploy import names
 from deploy.deployment import Deployment
 from observation.kube import pod_summary
@@ -53,8 +54,9 @@ class Evidence:
         self.finished = True
         self.timeline.__exit__(None, None, None)
         try:
-            attach_evidence(self.deployment, self.title, self.timeline, self.started,
-                            LAUNCHES.since(self.first_launch), self.figures)
+            with timings.span("evidence", self.title):
+                attach_evidence(self.deployment, self.title, self.timeline, self.started,
+                                LAUNCHES.since(self.first_launch), self.figures)
         except Exception as exc:  # evidence is for the reader; failing to collect it is not the test's verdict
             attach_text("evidence not collected", f"{type(exc).__name__}: {exc}")
 

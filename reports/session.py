@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import fcntl
 import sys
+import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from common.errors import DkcError
 from reports.allure_files import ReportEnvironment, write_allure_files, write_matrix_result
 from reports.matrix import entries_from, render_matrix_html, write_matrix
 from reports.plugin import MatrixRecorder
@@ -39,7 +42,9 @@ class ReportSession(MatrixRecorder):
         matrix = write_matrix(entries, self.report_dir / MATRIX)
         if self.alluredir and self.environment:
             self.alluredir.mkdir(parents=True, exist_ok=True)
-            write_allure_files(self.alluredir, self.environment)
+            environment = replace(self.environment, extra={**self.environment.extra,
+                                                           **client_versions(self.environment.dagster_version)})
+            write_allure_files(self.alluredir, environment)
         if self.alluredir and entries:
             failed = any(outcome in ("failed", "error", "xpassed") for _, _, outcome in entries)
             write_matrix_result(self.alluredir, render_matrix_html(entries), matrix.read_text(encoding="utf-8"), failed)
@@ -51,6 +56,23 @@ class ReportSession(MatrixRecorder):
     def _written(self) -> list[Path]:
         targets = [self.report_dir / name for name in ("junit.xml", MATRIX_RECORDS, MATRIX)]
         return [path for path in [*targets, self.alluredir] if path and path.exists()]
+
+
+def client_versions(dagster_version: str) -> dict[str, str]:
+    """The Kubernetes Python client of the suite and, when the suite built it, of the Dagster image: a client
+    release can break Dagster in the cluster (dagster-io/dagster#33870: 36.0.0 launched Jobs as system:anonymous)."""
+    import kubernetes
+
+    from images.dagster import locked_versions
+
+    found = {"Kubernetes client (suite)": kubernetes.__version__}
+    try:
+        in_image = locked_versions(dagster_version).get("kubernetes")
+    except (DkcError, OSError, tarfile.TarError):
+        in_image = None
+    if in_image:
+        found["Kubernetes client (Dagster image)"] = in_image
+    return found
 
 
 def report_session(config: pytest.Config) -> ReportSession | None:

@@ -22,7 +22,13 @@ from deploy.images import LoadImage, build_and_load, code_locations
 from deploy.instance_config import combinations_served
 from deploy.names import POSTGRES_PASSWORD_KEY, POSTGRES_SECRET
 from deploy.preflight import check_can_run
-from deploy.settings import COMBINATIONS, SECRET_ENV_NAME, TEST_ENV_SECRET, DeploymentSettings
+from deploy.settings import (
+    COMBINATIONS,
+    SECRET_ENV_NAME,
+    TEST_ENV_SECRET,
+    DeploymentSettings,
+    location_secret_value,
+)
 from images.dagster import check_dagster_version
 from observation.kube import watch_until
 from reports.collect import Evidence, failure_dump
@@ -102,7 +108,8 @@ class DeploymentPool:
             or "dkc-secret-" + secrets.token_hex(12),
             helm=source, **self.shape,
         )
-        for secret in (cfg.postgres_password, cfg.test_secret_value):
+        own_secrets = [location_secret_value(cfg.test_secret_value, location) for location, _ in locations]
+        for secret in (cfg.postgres_password, cfg.test_secret_value, *own_secrets):
             register_secret(secret)  # never in a report, whatever gets attached
         return (helm_deploy.deploy if source else deploy)(self.api, cfg, keep=self.keep)
 
@@ -265,12 +272,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark each test with its combination, and group it by combination for `--dist loadgroup`; tests of a
     combination not chosen with --combination are deselected (absent from JUnit, Allure and the matrix)."""
     chosen = set(selected_combinations(config))
+    outages_on = config.getoption("--outages-on")
     kept, dropped = [], []
     for item in items:
         combination = getattr(getattr(item, "callspec", None), "params", {}).get("dagster")
         if combination:
             item.add_marker(getattr(pytest.mark, combination.replace("-", "_")))
             item.add_marker(pytest.mark.xdist_group(combination))
+            if outages_on and combination != outages_on and item.get_closest_marker("outage"):
+                item.add_marker(pytest.mark.skip(reason=(
+                    f"outage claims run on {outages_on} only in this session (--outages-on); `./dkc run` runs them "
+                    "on every combination")))
         (dropped if combination and combination not in chosen else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -14,6 +14,7 @@ from chaos.faults import ControlPlane, apply, daemon_fault
 from clusters import ClusterInfo
 from common.waits import Observation, wait_for
 from deploy.deployment import Deployment
+from observation.health import daemons_fresh_since
 from observation.kube import pod_uids, wait_gone
 from workloads.locations.conformance.definitions import SCHEDULE_NAME, SENSOR_NAME
 
@@ -52,8 +53,8 @@ def test_a_killed_daemon_comes_back_and_resumes_its_work(
     events = dagster.webserver.run_events(queued)
     enqueued = [e.timestamp for e in events if e.event_type == "RUN_ENQUEUED"]
     dequeued = [e.timestamp for e in events if e.event_type == "RUN_STARTING"]  # the coordinator hands it over
-    heartbeats = wait_for("every required daemon to heartbeat after the restart", lambda: _fresh(dagster, restarted_at),
-                          120, 2)
+    heartbeats = wait_for("every required daemon to heartbeat after the restart",
+                          lambda: daemons_fresh_since(dagster.webserver, restarted_at), 120, 2)
     sensor_tick = wait_for(f"sensor {SENSOR_NAME} to tick after the restart",
                            lambda: ticked_after(dagster, "sensor", SENSOR_NAME, location, restarted_at),
                            SENSOR_TICK_TIMEOUT, 3)
@@ -69,8 +70,3 @@ def test_a_killed_daemon_comes_back_and_resumes_its_work(
           f"dequeued {dequeued[0] - restarted_at:+.1f}s from the restart; heartbeats {heartbeats}; sensor tick "
           f"{(sensor_tick or 0) - restarted_at:.0f}s, schedule tick {(schedule_tick or 0) - restarted_at:.0f}s after")
 
-
-def _fresh(dagster: Deployment, since: float) -> Observation[str]:
-    required = [s for s in dagster.webserver.daemon_statuses() if s.required]
-    stale = [s.daemon_type for s in required if not s.healthy or (s.last_heartbeat_time or 0) <= since]
-    return Observation(not stale, f"stale or unhealthy: {', '.join(stale) or 'none'}", f"{len(required)} fresh")

@@ -15,10 +15,10 @@ from suites.expected import missing_from_spec, wrong_in_process
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
 
-CELERY_RUN_POD_CONTEXT = pytest.mark.xfail(strict=True, reason=(  # strict: a fix upstream turns this red
+CELERY_RUN_POD_CONTEXT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "Dagster issue #13728: CeleryK8sRunLauncher does not apply the code location's container context "
     "(env, env_config_maps, env_secrets, volumes) to the run pod"))
-CELERY_STEP_POD_CONTEXT = pytest.mark.xfail(strict=True, reason=(
+CELERY_STEP_POD_CONTEXT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "Dagster issue #13728, seen for step pods too: celery_k8s_job_executor's step pods get none of the "
     "code location's env (no DKC_PLAIN, no envFrom of its ConfigMap or Secret)"))
 

@@ -13,11 +13,11 @@ import time
 import pytest
 
 from chaos.load import RequestLoop
-from common.waits import Observation, wait_for
-from dagster_api import DagsterApiError
+from common.waits import wait_for
 from deploy import names
 from deploy.deployment import Deployment
 from deploy.settings import COMBINATIONS
+from observation.health import storage_answers
 from observation.kube import pod_ready, pod_summary, wait_gone, wait_replacement_ready
 from reports.evidence import attach_json, step
 
@@ -27,18 +27,6 @@ POSTGRES_PODS = names.selector(names.POSTGRESQL_COMPONENT)
 # initdb's first line: in the new pod's log it would mean the database was created anew.
 INITDB_BANNER = "The files belonging to this database system will be owned by user"
 RECOVERY_TIMEOUT = 180
-
-
-def _storage_answers(dagster: Deployment, run_id: str, errors: list[str]) -> Observation[None]:
-    """The run storage (runs query) and the event log storage (the run's events) both answer; each error is kept:
-    it is what a user sees (a stale pooled connection fails once per storage after PostgreSQL restarts)."""
-    try:
-        dagster.webserver.runs(limit=1)
-        dagster.webserver.run_event_page(run_id, limit=1)
-    except DagsterApiError as exc:
-        errors.append(str(exc).splitlines()[0][:300])
-        raise
-    return Observation(True, "runs and events answered")
 
 
 # One combination is enough for a property of the PostgreSQL every combination shares.
@@ -66,7 +54,8 @@ def test_runs_and_events_survive_the_replacement_of_the_postgres_pod(
         recovery_errors: list[str] = []
         with step("Wait until the webserver answers from the database again"):
             wait_for("the webserver to answer runs and events queries again",
-                     lambda: _storage_answers(dagster, before_id, recovery_errors), RECOVERY_TIMEOUT, interval=1.0)
+                     lambda: storage_answers(dagster.webserver, before_id, recovery_errors), RECOVERY_TIMEOUT,
+                     interval=1.0)
             answering_after = time.monotonic() - deleted_at
 
     failures = loop.answers.failed

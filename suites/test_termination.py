@@ -23,7 +23,7 @@ MARGIN_SECONDS = 60  # the daemon's loop, the GraphQL read, a loaded node
 # After CANCELED: a deleted Job's pods get their termination grace period (30 s by default) before they are gone.
 GRACE_SECONDS = 60
 
-STEP_JOBS_LEFT_WHEN_RESUMABLE = pytest.mark.xfail(strict=True, reason=(
+STEP_JOBS_LEFT_WHEN_RESUMABLE = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "dagster-io/dagster#21476: with max_resume_run_attempts > 0 the run worker skips terminating its step "
     "Jobs on SIGTERM (run_will_resume), and K8sRunLauncher.terminate deletes only the run Job: the held "
     "step's Job and pod keep running after the run is CANCELED"))

@@ -84,8 +84,9 @@ def main() -> int:
     edges = graph()
     for source in [*ROOMS, *TOP]:
         targets = edges.get(source, {})
-        line = ", ".join(f"{target} ({len(targets[target])})" for target in sorted(targets, key=ROOMS.index)
-                         if target in ROOMS) or "nothing"
+        order = [*ROOMS, *TOP]
+        line = ", ".join(f"{target} ({len(targets[target])})" for target in sorted(targets, key=order.index)
+                         if target in order) or "nothing"
         print(f"{source:12} -> {line}")
     problems = upward_edges(edges) + oversized()
     for problem in problems:

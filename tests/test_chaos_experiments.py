@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,28 @@ def test_every_control_plane_fault_uses_the_selectors_it_is_given() -> None:
         assert all(f"name: {action}" in text for action in fault.actions), fault
         assert all(f"${{{key}}}" in text for key in fault.variables), fault
         assert "label_selector: component=" not in text, f"{fault.experiment} hard-codes a selector"
+
+
+def test_numbers_reach_chaostoolkit_as_numbers() -> None:
+    """A pause of "45" (text) makes chaostoolkit's sleep fail at once: the outage would last no time at all."""
+    assert chaos_run.var_argument("outage_seconds", 45) == "outage_seconds:int=45"
+    assert chaos_run.var_argument("recovery_timeout", 2.5) == "recovery_timeout:float=2.5"
+    assert chaos_run.var_argument("namespace", "dkc-k8s-job") == "namespace=dkc-k8s-job"
+    assert chaos_run.var_argument("webserver_port", "80") == "webserver_port=80"
+
+
+def test_stopping_a_process_refuses_any_but_the_one_named() -> None:
+    """pause-apiserver run by hand with a wrong pid must not stop whatever runs there (here: this test itself)."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaos.dagster import actions
+
+    own = str(os.getpid())
+    with pytest.raises(ActivityFailed, match="not kube-apiserver: refusing to signal it"):
+        actions.stop_processes(own)
+    with pytest.raises(ActivityFailed, match=r"pass --var pids=\$\(pgrep -d, -x kube-apiserver\)"):
+        actions.stop_processes("")
+    with pytest.raises(ActivityFailed, match="does not exist"):
+        actions.continue_processes("999999999")
+    assert actions.process_state(os.getpid()) in {"R", "S"}
+    assert actions.process_state(999999999) == "gone"

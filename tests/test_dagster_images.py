@@ -42,12 +42,13 @@ def test_index_output_is_parsed() -> None:
     assert di.parse_index_versions("ERROR: No matching distribution found for nope\n") == []
 
 
-def _fake_index(monkeypatch: pytest.MonkeyPatch, published: dict[str, list[str]]) -> None:
+def _fake_index(monkeypatch: pytest.MonkeyPatch, core: list[str], libraries: list[str]) -> None:
+    published = {**{p: core for p in di.CORE_PACKAGES}, **{p: libraries for p in di.LIBRARY_PACKAGES}}
     monkeypatch.setattr(di, "published_versions", lambda package: published.get(package, []))
 
 
 def test_an_unpublished_release_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_index(monkeypatch, {"dagster": ["1.13.29", "1.13.27"], "dagster-k8s": ["0.29.27"]})
+    _fake_index(monkeypatch, ["1.13.29", "1.13.27"], ["0.29.27"])
     di.check_dagster_version("1.13.27")
     with pytest.raises(PreflightError, match=r"^dagster 1\.13\.99 is not a published release \(newest published: "
                                              r"1\.13\.29\); pick a published Dagster version, e\.g\. 1\.13\.27$"):
@@ -55,9 +56,24 @@ def test_an_unpublished_release_fails_in_one_line(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_core_release_without_its_libraries_fails_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_index(monkeypatch, {"dagster": ["1.13.29"], "dagster-k8s": ["0.29.27"]})
+    _fake_index(monkeypatch, ["1.13.29", "1.13.27"], ["0.29.27"])
     with pytest.raises(PreflightError, match=r"^dagster-k8s 0\.29\.29 \(for Dagster 1\.13\.29\) is not a published"):
         di.check_dagster_version("1.13.29")
+
+
+def test_every_library_is_checked_and_the_newest_complete_release_of_the_line_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As the index was on 2026-12-02: dagster and dagster-graphql 1.13.29, the webserver 1.13.28, the rest 1.13.27.
+    published = {p: ["1.13.29", "1.13.28", "1.13.27", "1.12.22"] for p in di.CORE_PACKAGES}
+    published["dagster-webserver"] = ["1.13.28", "1.13.27", "1.12.22"]
+    published.update({p: ["0.29.28", "0.29.27", "0.28.22"] for p in di.LIBRARY_PACKAGES})
+    published["dagster-celery-k8s"] = ["0.29.27", "0.28.22"]
+    monkeypatch.setattr(di, "published_versions", lambda package: published[package])
+    with pytest.raises(PreflightError, match=r"^dagster-celery-k8s 0\.29\.28 .* e\.g\. 1\.13\.27$"):
+        di.check_dagster_version("1.13.28")
+    assert di.newest_complete_release(12, published) == "1.12.22"
+    assert di.newest_complete_release(11, published) is None
 
 
 def test_requirements_pin_the_release_and_keep_sqlalchemy_below_2_1() -> None:

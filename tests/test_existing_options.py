@@ -26,3 +26,11 @@ def test_chaos_against_an_existing_deployment_needs_the_opt_in() -> None:
     output = done.stdout + done.stderr
     assert "4 selected test(s) kill pods or inject faults" in output and "--allow-chaos" in output
     assert "team-dagster" in output
+
+
+def test_outage_claims_run_on_the_chosen_combination_only_and_say_so_elsewhere() -> None:
+    """`./dkc test` passes --outages-on k8s-job to fit CI: elsewhere each outage claim is a skip naming the option."""
+    done = run_suites("--outages-on", "k8s-job", "--combination", "k8s-multiprocess", "-m", "c25", "-rs")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "outage claims run on k8s-job only in this session (--outages-on)" in done.stdout
+    assert "1 skipped" in done.stdout

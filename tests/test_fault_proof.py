@@ -270,11 +270,11 @@ def test_an_experiment_that_terminated_another_pod_fails_the_run_pod_fault(monke
                                                                            tmp_path: Path) -> None:
     core, batch = FakeCore({}), FakeBatch()
 
-    with pytest.raises(AssertionError) as failure:
+    with pytest.raises(faults.FaultNotApplied) as failure:
         apply_run_worker_fault(monkeypatch, RUN_POD_KILLED,
                                journal({"terminate-the-run-pod": ["dagster-step-9f8e-abcd"]}), core, batch, tmp_path)
 
-    assert "the experiment terminated ['dagster-step-9f8e-abcd'], not the run pod dagster-run-1a2b-xq7z" in str(
+    assert "the experiment terminated ['dagster-step-9f8e-abcd'], not the pod dagster-run-1a2b-xq7z" in str(
         failure.value)
     assert not core.read_calls  # nothing is waited for on a fault that hit the wrong pod
 
@@ -282,7 +282,7 @@ def test_an_experiment_that_terminated_another_pod_fails_the_run_pod_fault(monke
 def test_an_experiment_that_terminated_more_than_the_run_pod_fails_too(monkeypatch: pytest.MonkeyPatch,
                                                                        tmp_path: Path) -> None:
     outcome = journal({"terminate-the-run-pod": [RUN_POD.metadata.name, "dagster-step-9f8e-abcd"]})
-    with pytest.raises(AssertionError, match="not the run pod"):
+    with pytest.raises(faults.FaultNotApplied, match="not the pod"):
         apply_run_worker_fault(monkeypatch, RUN_POD_KILLED, outcome, FakeCore({}), FakeBatch(), tmp_path)
 
 
@@ -301,7 +301,7 @@ def test_deleting_the_run_job_waits_for_the_job_and_then_its_pod_to_be_gone(monk
 def test_a_deleted_job_of_the_same_name_but_another_uid_is_not_the_runs(monkeypatch: pytest.MonkeyPatch,
                                                                         tmp_path: Path) -> None:
     outcome = journal({"delete-the-run-job": {"name": RUN_JOB.metadata.name, "uid": "uid-of-an-older-job"}})
-    with pytest.raises(AssertionError, match="the experiment deleted"):
+    with pytest.raises(faults.FaultNotApplied, match="the experiment deleted"):
         apply_run_worker_fault(monkeypatch, RUN_JOB_DELETED, outcome, FakeCore({}), FakeBatch(), tmp_path)
 
 

@@ -13,6 +13,7 @@ from kubernetes import client
 from common.errors import PreflightError
 from deploy import names
 from deploy import settings as s
+from deploy.errors import DeployError
 from deploy.helm import HelmRelease, helm_build, kubeconfig_text
 from deploy.helm_deploy import suite_objects
 from deploy.helm_values import chart_problem, chart_values, missing_subcharts, option_problem, user_values
@@ -126,7 +127,7 @@ def test_sample_locations_come_from_the_sample_location_values() -> None:
     deployments = chart_values(settings(), BUSYBOX)["dagster-user-deployments"]["deployments"]
     assert [d["name"] for d in deployments] == ["alpha", "beta"]
     assert deployments[0]["envConfigMaps"] == [{"name": s.TEST_ENV_CONFIG_MAP}]
-    assert deployments[0]["envSecrets"] == [{"name": s.TEST_ENV_SECRET}]
+    assert deployments[0]["envSecrets"] == [{"name": s.TEST_ENV_SECRET}, {"name": s.location_secret("alpha")}]
     probe = deployments[0]["readinessProbe"]
     assert "exec" not in probe and probe["timeoutSeconds"] == 30, "the chart's own probe command, with more time"
 
@@ -141,7 +142,20 @@ def test_instance_settings_map_to_the_chart_keys() -> None:
                                        "pollIntervalSeconds": 7, "maxResumeRunAttempts": 1}
     assert daemon["runRetries"] == {"enabled": True, "maxRetries": 2}
     assert daemon["runCoordinator"]["config"]["queuedRunCoordinator"]["dequeueIntervalSeconds"] == 1
+    assert "tagConcurrencyLimits" not in daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert values["dagsterWebserver"]["replicaCount"] == 2
+
+
+def test_tag_concurrency_limits_map_to_the_chart_key() -> None:
+    values = chart_values(settings(tag_concurrency_limits=(("dkc/c24-queue", "one-at-a-time", 1),)), BUSYBOX)
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    # templates/helpers/instance/_run-coordinator.tpl renders it as dagster.yaml's tag_concurrency_limits
+    assert queued["tagConcurrencyLimits"] == [{"key": "dkc/c24-queue", "value": "one-at-a-time", "limit": 1}]
+
+
+def test_an_instance_max_runtime_the_chart_cannot_render_is_refused_not_dropped() -> None:
+    with pytest.raises(DeployError, match=r"renders no run_monitoring\.max_runtime_seconds"):
+        chart_values(settings(run_monitoring_max_runtime_seconds=20), BUSYBOX)
 
 
 def test_k8s_launcher_gets_run_k8s_config_in_camel_case_and_compute_log_volumes() -> None:
@@ -175,8 +189,12 @@ def test_compute_logs_are_local_through_the_custom_manager() -> None:
 
 def test_suite_objects_are_the_secrets_and_config_map_the_chart_is_pointed_at() -> None:
     objects = sorted((doc["kind"], doc["metadata"]["name"]) for doc in suite_objects(settings()))
-    assert objects == [("ConfigMap", s.TEST_ENV_CONFIG_MAP), ("Secret", names.POSTGRES_SECRET),
-                       ("Secret", s.TEST_ENV_SECRET)]
+    assert objects == sorted([("ConfigMap", s.TEST_ENV_CONFIG_MAP), ("Secret", names.POSTGRES_SECRET),
+                              ("Secret", s.TEST_ENV_SECRET), ("Secret", s.location_secret("alpha")),
+                              ("Secret", s.location_secret("beta"))])
+    values = {doc["metadata"]["name"]: doc.get("stringData") for doc in suite_objects(settings())}
+    assert values[s.location_secret("beta")] == {
+        s.LOCATION_SECRET_ENV: s.location_secret_value("secret-value", "beta")}
 
 
 # --- helm --------------------------------------------------------------------------------------------------------

@@ -38,6 +38,10 @@ def test_archive_is_an_oci_layout_with_matching_digests(tmp_path: Path) -> None:
     assert config["config"]["Env"] == ["A=1"]
     layer_digest = manifest["layers"][0]["digest"]
     assert config["rootfs"]["diff_ids"] == [layer_digest]
+    # The same image in Docker's own format, for `docker load` before Docker 25.
+    [docker] = json.loads(blobs["manifest.json"])
+    assert docker == {"Config": f"blobs/sha256/{manifest['config']['digest'][7:]}",
+                      "RepoTags": ["docker.io/local/thing:abc"], "Layers": [f"blobs/sha256/{layer_digest[7:]}"]}
     assert hashlib.sha256(blobs[f"blobs/sha256/{layer_digest[7:]}"]).hexdigest() == layer_digest[7:]
 
     with tarfile.open(layer) as tar:
@@ -76,7 +80,7 @@ def test_a_layer_used_twice_is_one_blob(tmp_path: Path) -> None:
     archive = oci.write_archive(oci.ImageSpec(name="local/twice:1"), [layer, layer], tmp_path / "twice.tar")
     with tarfile.open(archive) as tar:
         names = [m.name for m in tar.getmembers()]
-    assert len(names) == len(set(names)) == 5  # oci-layout, index, config, manifest, one layer blob
+    assert len(names) == len(set(names)) == 6  # oci-layout, index, docker's manifest.json, config, manifest, a layer
 
 
 def test_cached_image_stacks_base_layers_and_keys_on_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,8 +103,10 @@ class FakeWebserver:
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     fake = FakeCluster()
     monkeypatch.setattr(kube_manifests, "apply", fake.apply)
+    monkeypatch.setattr(bringup, "idle_rollout",
+                        lambda api, namespace, name, deaf_pid1=False:
+                        lambda: fake.rollout_complete(None, namespace, name))
     for module in (bringup, helm_deploy):
-        monkeypatch.setattr(module, "rollout_complete", fake.rollout_complete)
         monkeypatch.setattr(module, "wait_for", fake.wait_for)
     monkeypatch.setattr(deployment, "DagsterWebserver", SimpleNamespace(
         through_service_proxy=lambda api, namespace, service, port: FakeWebserver(fake)))

@@ -124,3 +124,9 @@ def test_write_allure_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     written = write_allure_files(tmp_path, ENVIRONMENT, {"CI": "true"})
     assert [p.name for p in written] == ["environment.properties", "categories.json", "executor.json"]
     assert allure_files.PROJECT_ROOT.joinpath("reports", "allure_files.py").is_file()
+
+
+def test_extra_properties_follow_the_fixed_ones() -> None:
+    environment = ReportEnvironment("local", "v1.34.4", 1, "1.13.27", (), "rev",
+                                    extra={"Kubernetes client (suite)": "36.0.3"})
+    assert list(environment.properties())[-2:] == ["Git revision", "Kubernetes client (suite)"]

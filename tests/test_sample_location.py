@@ -29,7 +29,8 @@ def test_values_snippet_is_chart_values_for_the_sample_locations() -> None:
     assert alpha["env"] == [{"name": s.PLAIN_ENV[0], "value": s.PLAIN_ENV[1]},
                             {"name": s.LOCATION_ENV, "value": "alpha"}]
     assert alpha["envConfigMaps"] == [{"name": s.TEST_ENV_CONFIG_MAP}]
-    assert alpha["envSecrets"] == [{"name": s.TEST_ENV_SECRET}]
+    assert alpha["envSecrets"] == [{"name": s.TEST_ENV_SECRET}, {"name": "dkc-location-secret-alpha"}]
+    assert deployments[1]["envSecrets"] == [{"name": s.TEST_ENV_SECRET}, {"name": "dkc-location-secret-beta"}]
 
 
 def test_values_snippet_python_file_matches_what_discovery_reads(cluster: Cluster) -> None:
@@ -53,3 +54,15 @@ def test_secret_commands_create_labelled_objects_with_a_fresh_secret() -> None:
     assert lines[1].endswith("label configmap dkc-test-env dkc.dagster.io/managed-by=dkc")
     assert lines[3].endswith("label secret dkc-test-secret dkc.dagster.io/managed-by=dkc")
     assert sample_location.secret_commands("x") != sample_location.secret_commands("x"), "a new value each time"
+
+
+def test_secret_commands_give_each_location_a_secret_of_its_own() -> None:
+    lines = sample_location.secret_commands("dagster", secret_value="dkc-secret-abc").splitlines()
+    for location in ("alpha", "beta"):
+        value = s.location_secret_value("dkc-secret-abc", location)
+        assert (f"kubectl -n dagster create secret generic dkc-location-secret-{location} "
+                f"--from-literal=DKC_LOCATION_SECRET={value}") in lines
+        assert (f"kubectl -n dagster label secret dkc-location-secret-{location} "
+                "dkc.dagster.io/managed-by=dkc") in lines
+    assert s.location_secret_value("dkc-secret-abc", "alpha") != s.location_secret_value("dkc-secret-abc", "beta")
+    assert "dkc-secret-abc" not in s.location_secret_value("dkc-secret-abc", "alpha")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from chaos import faults
+from chaos import faults, outages
 from chaos import run as chaos_run
 from deploy import discover as d
 from deploy import manifests, names
@@ -103,10 +103,11 @@ def test_every_control_plane_fault_runs_with_the_discovered_selectors_only(clust
 
 
 def test_the_run_worker_and_celery_experiments_need_only_what_the_suites_pass() -> None:
-    """C14 passes chaos_variables + run_id; C8 passes the workers' current pods and their Deployment."""
+    """C14 and C21 pass chaos_variables + run_id; C8 passes the workers' current pods and their Deployment."""
     given = {"namespace", "webserver_service", "webserver_port", "recovery_timeout"}
     assert referenced("kill-run-pod.yaml") <= given | {"run_id"}
     assert referenced("delete-run-job.yaml") <= given | {"run_id"}
+    assert referenced("kill-step-pod.yaml") <= given | {"run_id"}
     fault = faults.celery_worker_fault("w-1", "app=my-workers,pod-template-hash=abc", "team-workers")
     assert referenced(fault.experiment) <= given | set(fault.variables)
     assert fault.variables["worker_selector"] == "app=my-workers,pod-template-hash=abc"
@@ -188,7 +189,8 @@ def experiment_defaults(experiment: str) -> dict[str, object]:
 def test_the_experiments_defaults_for_hand_runs_are_the_charts_names() -> None:
     """The files cannot import deploy/names.py: what they say when run by hand (`chaos run`) is checked against it."""
     for experiment in ("kill-webserver.yaml", "kill-daemon.yaml", "kill-code-location.yaml",
-                       "kill-control-plane.yaml", "kill-run-pod.yaml", "delete-run-job.yaml"):
+                       "kill-control-plane.yaml", "kill-run-pod.yaml", "delete-run-job.yaml", "kill-step-pod.yaml",
+                       "restart-dependency.yaml", "stop-dependency.yaml", "pause-apiserver.yaml", "roll-daemon.yaml"):
         config = experiment_defaults(experiment)
         assert (config["webserver_service"], config["webserver_port"]) == (names.WEBSERVER, s.WEBSERVER_PORT)
     assert experiment_defaults("kill-webserver.yaml")["webserver_selector"] == names.WEBSERVER_SELECTOR
@@ -200,3 +202,20 @@ def test_the_experiments_defaults_for_hand_runs_are_the_charts_names() -> None:
         names.WEBSERVER_SELECTOR, names.DAEMON_SELECTOR, names.CODE_LOCATIONS_SELECTOR)
     workers = experiment_defaults("kill-celery-worker.yaml")
     assert (workers["worker_selector"], workers["workers"]) == (names.CELERY_SELECTOR, names.CELERY_WORKERS)
+    assert experiment_defaults("restart-dependency.yaml")["dependency_selector"] == names.selector(
+        names.POSTGRESQL_COMPONENT)
+    assert experiment_defaults("stop-dependency.yaml")["dependency"] == names.POSTGRES
+    assert experiment_defaults("roll-daemon.yaml")["daemon"] == names.DAEMON
+
+
+def test_the_outage_experiments_need_only_what_the_suites_pass() -> None:
+    """C26/C28/C24 pass chaos_variables + the outage's own; C23 the apiserver's pids; C25 the daemon Deployment."""
+    given = {"namespace", "webserver_service", "webserver_port", "recovery_timeout"}
+    restart = outages.Outage("postgresql", names.POSTGRES, names.selector(names.POSTGRESQL_COMPONENT))
+    stop = outages.Outage("redis", names.BROKER, names.selector(names.REDIS_COMPONENT), 45)
+    for outage in (restart, stop):
+        assert referenced(outage.experiment) <= given | set(outage.variables())
+    assert stop.variables() == {"dependency": names.BROKER, "outage_seconds": 45}
+    assert restart.variables() == {"dependency_selector": names.selector(names.POSTGRESQL_COMPONENT)}
+    assert referenced("pause-apiserver.yaml") <= given | {"pids", "outage_seconds"}
+    assert referenced("roll-daemon.yaml") <= given | {"daemon"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -66,8 +67,8 @@ def test_a_deleted_pod_and_its_replacement_are_two_spans() -> None:
     spans = fold(events, component_of)
     assert [span.uid for span in spans] == ["u1", "u2"], "one span per uid, sorted by creation"
     first, second = spans
-    assert first == PodSpan(name, "u1", "webserver", T0 + 1, T0 + 4, T0 + 10, "deleted"), \
-        "ended when the delete was asked for (deletionTimestamp minus the grace period)"
+    assert first == PodSpan(name, "u1", "webserver", T0 + 1, T0 + 4, T0 + 10, "deleted", T0 + 12), \
+        "ended when the delete was asked for (deletionTimestamp minus the grace period), gone at the DELETED event"
     assert second == PodSpan(name, "u2", "webserver", T0 + 10.5, T0 + 15, None, None), "the replacement is still up"
 
 
@@ -95,7 +96,7 @@ def test_a_run_pod_that_succeeded_ends_when_its_container_finished() -> None:
                         deleted=60, grace=0), T0 + 60),
     ]
     [span] = fold(events, component_of)
-    assert span == PodSpan("dagster-run-1a2b-x", "r1", "run 1a2b3c4d", T0 + 20, T0 + 23, T0 + 31, "Succeeded")
+    assert span == PodSpan("dagster-run-1a2b-x", "r1", "run 1a2b3c4d", T0 + 20, T0 + 23, T0 + 31, "Succeeded", T0 + 60)
 
 
 def test_a_pod_deleted_while_running_stays_deleted_when_it_then_fails() -> None:
@@ -258,7 +259,9 @@ def test_the_recorder_resumes_after_bookmarks_relists_after_410_and_stops_at_onc
         FakePodsApi.release.set()
         server.shutdown()
     started = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()
-    assert timeline.spans() == [PodSpan("web", "u1", "webserver", started, started + 5, started + 30, "deleted")]
+    [span] = timeline.spans()
+    assert span.gone is not None, "the DELETED event says when the pod was gone"
+    assert replace(span, gone=None) == PodSpan("web", "u1", "webserver", started, started + 5, started + 30, "deleted")
     assert timeline.marks() == [("RUN_SUCCESS", T0)]
     assert timeline.last_error is None, timeline.last_error
     assert [w.split("resourceVersion=")[1].split("&")[0] for w in FakePodsApi.watches] == ["10", "12", "10"], \

@@ -12,18 +12,23 @@ A cluster owns exactly these things, all named after it:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from clusters.errors import ClusterError, PreflightError
 from clusters.local.config import Component
 from clusters.local.topology import Node, Topology
 
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000  # <sched.h>
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 REQUIRED_TOOLS = {
     "ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux", "mount": "mount",
@@ -53,6 +58,30 @@ def preflight() -> None:
 
 def netns_path(node: Node) -> Path:
     return Path("/run/netns") / node.netns
+
+
+def call_in_netns(node: Node, call: Callable[[], T]) -> T:
+    """``call()`` on a thread of its own that first joins the node's network namespace (setns is per thread), so
+    the sockets it opens reach pod IPs, which only the nodes route; the thread ends with the call."""
+    outcome: dict[str, Any] = {}
+
+    def joined() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(netns_path(node)) as netns:
+            if libc.setns(netns.fileno(), CLONE_NEWNET) != 0:
+                outcome["error"] = OSError(ctypes.get_errno(), f"cannot join {netns_path(node)}")
+                return
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=joined, name=f"in-{node.netns}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def in_netns(node: Node, argv: list[str]) -> list[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from kubernetes import client
 
@@ -19,6 +21,7 @@ from common.progress import phase, say
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from images import oci
 
+T = TypeVar("T")
 MARKER = "cluster.json"  # in the state dir: this cluster was made by us, with these settings
 
 
@@ -111,6 +114,12 @@ class LocalProvider(Provider):
             left = host.leftovers(self.topology)
             if left:
                 raise ClusterError(f"could not remove: {'; '.join(left[:5])}")
+
+    def control_plane_pids(self, binary: str) -> list[int]:
+        return sorted(host.component_pids(self.topology, binary))
+
+    def call_in_node_network(self, call: Callable[[], T]) -> T:
+        return host.call_in_netns(self.topology.nodes[0], call)
 
     def load_image(self, archive: Path) -> None:
         for node in self.topology.nodes:

@@ -38,9 +38,9 @@ def ping(context: OpExecutionContext) -> None:
                      f"image={os.environ.get('DAGSTER_CURRENT_IMAGE', '')}")
 
 
-# Env vars the suite sets on the code location (plain, from a ConfigMap, from a Secret). Their values are
-# reported as hashes only: a secret's value must never appear in the event log.
-REPORTED_ENV = ("DKC_PLAIN", "DKC_FROM_CONFIG_MAP", "DKC_FROM_SECRET", "DKC_LOCATION_ENV")
+# Env vars the suite sets on the code location (plain, from a ConfigMap, from a Secret, and from the location's
+# own Secret). Their values are reported as hashes only: a secret's value must never appear in the event log.
+REPORTED_ENV = ("DKC_PLAIN", "DKC_FROM_CONFIG_MAP", "DKC_FROM_SECRET", "DKC_LOCATION_ENV", "DKC_LOCATION_SECRET")
 
 
 def sha256(value: str) -> str:
