@@ -14,7 +14,7 @@ from kubernetes import client
 from clusters import PROVIDERS, ClusterInfo, Provider, ProviderOptions
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.readiness import api_client
-from clusters.session import CONTROLLER_PID, RUN_DIR_ENV, acquire, release, run_dir_from_env
+from clusters.session import CONTROLLER_PID, RUN_DIR_ENV, acquire, cluster_use, release, run_dir_from_env
 from common import record
 from common.errors import DkcError
 from common.signals import SessionSignals
@@ -125,6 +125,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if config.stash.get(_OWN_RUN_DIR, False):
         shutil.rmtree(run_dir, ignore_errors=True)
         os.environ.pop(RUN_DIR_ENV, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A test on the cluster shares it with the tests of the other workers and sessions, from its setup (where a
+    deployment may be made) to its teardown (where one may be removed); a ``cluster_wide`` test has it alone."""
+    if not item.get_closest_marker("needs_cluster"):
+        yield
+        return
+    use = cluster_use(item.config.getoption("--cluster"), provider_options(item.config))
+    if item.get_closest_marker("cluster_wide"):
+        with use.alone(f"• {item.nodeid} hits the whole cluster: it waits until the tests beside it end ..."):
+            yield
+    else:
+        with use.shared():
+            yield
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
     dkc up | down | status | kubeconfig     manage a cluster (local by default)
     dkc run                                  the main job: cluster, suite, report
     dkc test                                 the project's tests: self-tests and suites on a real cluster
+    dkc images                               build (or take from the cache) every image the suites load
     dkc sample-location                      the suite's code locations for a Dagster deployed with the chart
     dkc compare BEFORE AFTER                 what changed between two reports
 """
@@ -23,6 +24,7 @@ from clusters import PROVIDERS, ProviderOptions, get_provider
 from clusters.provider import DEFAULT_CLUSTER_NAME
 from clusters.session import adopt
 from common.errors import DkcError
+from common.progress import SPEAKER_ENV, say
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REPORT_DIR = PROJECT_ROOT / "reports" / "out"
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("status", "show whether a cluster exists and is healthy"),
                        ("kubeconfig", "print the kubeconfig path of a cluster")):
         _cluster_arguments(commands.add_parser(name, help=text))
+    images = commands.add_parser("images", help="build (or take from the cache) every image the suites load")
+    images.add_argument("--dagster-version", default=None, help="Dagster release of the images (default: ours)")
     sample = commands.add_parser("sample-location", help="build the suite's code location images and print the Helm "
                                  "values that add them to a Dagster deployed with the official chart")
     sample.add_argument("--namespace", default="dagster", help="namespace of that Dagster (for the kubectl lines)")
@@ -69,11 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--previous-report", type=Path, metavar="DIR",
                              help="an earlier report directory (e.g. last night's reports/out): the Allure report "
                              "carries its history and trends on")
+        sub.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+                         help="pytest-xdist workers; a combination's tests stay on one (default: %(default)s, one per "
+                         "combination; 0: one process, serially)")
         sub.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
     return parser
 
 
 CI_OUTAGES_ON = "k8s-job"  # the combination `dkc test` runs the outage claims on
+DEFAULT_WORKERS = 3  # the combinations overlap: most of a test is waiting on the cluster, not work
 
 
 def options_from(args: argparse.Namespace) -> ProviderOptions:
@@ -93,12 +101,57 @@ def pytest_argv(args: argparse.Namespace, paths: list[str], extra: list[str]) ->
         argv.append(f"--k8s-version={args.k8s_version}")
     if args.keep:
         argv.append("--keep")
-    return argv + [a for a in extra if a != "--"]
+    extra = [a for a in extra if a != "--"]
+    return argv + _distribution(getattr(args, "workers", 0), extra) + extra
 
 
-def _pytest(argv: list[str]) -> int:
+def _distribution(workers: int, extra: list[str]) -> list[str]:
+    """xdist options for ``workers``, unless the pytest arguments choose for themselves (-n, -p no:xdist)."""
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in extra)
+    return [] if workers <= 0 or chosen else [f"--numprocesses={workers}", "--dist=loadgroup"]
+
+
+def _pytest(argv: list[str], pytest_args: list[str]) -> int:
+    images = _images_beside(pytest_args)
     print("$ " + " ".join(argv[1:]), file=sys.stderr, flush=True)
-    return wait_for_pytest(subprocess.Popen(argv, cwd=PROJECT_ROOT))
+    try:
+        return wait_for_pytest(subprocess.Popen(argv, cwd=PROJECT_ROOT))
+    finally:
+        if images is not None:
+            _stop(images)
+
+
+def pytest_option(pytest_args: list[str], name: str) -> str | None:
+    """The value of ``name`` among pytest's arguments (``--name V`` or ``--name=V``; the last one wins)."""
+    found = None
+    for index, arg in enumerate(pytest_args):
+        if arg == name and index + 1 < len(pytest_args):
+            found = pytest_args[index + 1]
+        elif arg.startswith(name + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def _images_beside(pytest_args: list[str]) -> subprocess.Popen[bytes] | None:
+    """Build the suite's images beside pytest, so that on a new machine they are built while the cluster's
+    binaries are (the session then finds them in the cache, or waits on the build's lock)."""
+    if pytest_option(pytest_args, "--dagster") == "existing":
+        return None  # someone else's Dagster: no image of ours
+    version = pytest_option(pytest_args, "--dagster-version")
+    argv = [sys.executable, "-m", "cli.main", "images", *(["--dagster-version", version] if version else [])]
+    return subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                            env={**os.environ, SPEAKER_ENV: "images"}, start_new_session=True)
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """End the image build if pytest ended first (it removes its own half-made trees on SIGTERM)."""
+    if child.poll() is None:
+        child.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=60)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def wait_for_pytest(child: subprocess.Popen[bytes]) -> int:
@@ -192,16 +245,26 @@ def main(argv: list[str] | None = None) -> int:
             REPORT_DIR.mkdir(parents=True, exist_ok=True)
             status = _pytest(pytest_argv(args, ["suites"], [
                 f"--junitxml={REPORT_DIR / 'junit.xml'}", f"--report-dir={REPORT_DIR}",
-                f"--alluredir={REPORT_DIR / 'allure-results'}", "--clean-alluredir", *args.pytest_args]))
+                f"--alluredir={REPORT_DIR / 'allure-results'}", "--clean-alluredir", *args.pytest_args]),
+                args.pytest_args)
             _allure_html(previous)
             return status
         if args.command == "test":
             # CI's budget: the outage claims (minutes each) on one combination; `run` has them on every one.
             outages = [] if any(a.startswith("--outages-on") for a in args.pytest_args) else [
                 f"--outages-on={CI_OUTAGES_ON}"]
-            return _pytest(pytest_argv(args, ["tests", "suites"], [*outages, *args.pytest_args]))
+            return _pytest(pytest_argv(args, ["tests", "suites"], [*outages, *args.pytest_args]), args.pytest_args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "images":
+            from deploy.images import build_images
+            from images.dagster import DAGSTER_VERSION
+
+            built = build_images(args.dagster_version or DAGSTER_VERSION, celery=True)
+            for reference, archive in (built.dagster, built.postgres, built.broker,
+                                       *(image for _, image in built.locations)):
+                print(f"{reference}\t{archive}")
+            return 0
         if args.command == "sample-location":
             from deploy.sample_location import publish_sample_locations
 
@@ -223,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "kubeconfig":
             print(provider.kubeconfig())
     except DkcError as exc:
-        print(f"dkc: error: {exc}", file=sys.stderr)
+        say(f"dkc: error: {exc}")
         return 2
     except KeyboardInterrupt:
         print("dkc: interrupted", file=sys.stderr)

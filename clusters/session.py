@@ -6,6 +6,10 @@ the session's controlling process), and a cluster a session created is marked th
 releases at session end, after every worker is done: the last session out deletes a cluster that a session
 created, unless ``--keep``; a cluster that existed before any session (``dkc up``) is never deleted by one.
 A session killed outright (SIGKILL) no longer counts once its process is gone.
+
+Tests share the cluster (``Use.shared``), those of every worker and session at once; a test whose fault hits the
+whole cluster (stopping its apiserver) has it to itself (``Use.alone``): it waits until the tests beside it end,
+and none starts until it is done.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from clusters import ClusterInfo, Provider, ProviderOptions, get_provider
 from common.progress import say
@@ -154,6 +159,74 @@ def adopt(kind: str, options: ProviderOptions) -> None:
     """``dkc up`` / ``dkc down``: the user now owns the cluster (or removed it); no session deletes it later."""
     with file_lock(_lock(kind, options)):
         registry(kind, options).forget_creation()
+
+
+class Use:
+    """A readers-writer lock on one cluster across processes: flock(2) on two files next to the cluster's lock.
+    A test waiting to be alone holds the turnstile, so the tests that would start meanwhile queue behind it
+    instead of keeping the cluster busy forever. A process's shared holds nest (one flock per process)."""
+
+    def __init__(self, path: Path) -> None:
+        self.turnstile, self.lock = path.with_suffix(".turnstile"), path.with_suffix(".use")
+        self._shared_depth = 0
+        self._shared_handle: IO[str] | None = None
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        if self._shared_depth == 0:
+            with file_lock(self.turnstile):
+                pass  # through the turnstile: not past a test waiting to be alone
+            self._shared_handle = _locked(self.lock, fcntl.LOCK_SH)
+        self._shared_depth += 1
+        try:
+            yield
+        finally:
+            self._shared_depth -= 1
+            if self._shared_depth == 0 and self._shared_handle is not None:
+                self._shared_handle.close()  # closing the file releases its flock
+                self._shared_handle = None
+
+    @contextmanager
+    def alone(self, waiting: str) -> Iterator[None]:
+        """The cluster to itself; ``waiting`` is said when other tests hold it (they end first)."""
+        if self._shared_depth:
+            raise RuntimeError("a test cannot be alone on the cluster while this process shares it")
+        with file_lock(self.turnstile):
+            handle = _try_locked(self.lock, fcntl.LOCK_EX)
+            if handle is None:
+                say(waiting)
+                handle = _locked(self.lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            handle.close()
+
+
+def _locked(path: Path, operation: int) -> IO[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, operation)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _try_locked(path: Path, operation: int) -> IO[str] | None:
+    try:
+        return _locked(path, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return None
+
+
+_USES: dict[Path, Use] = {}
+
+
+def cluster_use(kind: str, options: ProviderOptions) -> Use:
+    """The one ``Use`` of this process for the cluster (so that its shared holds nest)."""
+    path = _lock(kind, options)
+    return _USES.setdefault(path, Use(path))
 
 
 def run_dir_from_env() -> Path | None:

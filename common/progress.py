@@ -6,6 +6,7 @@ Each phase prints ``• <title> ...`` when it begins and ``✓ <title> (<seconds
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -13,9 +14,14 @@ from contextlib import contextmanager
 
 from common import record, timings
 
+SPEAKER_ENV = "DKC_SPEAKER"
+
 
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One line on stderr; from a process beside others (a pytest-xdist worker, the image build dkc starts beside
+    pytest) it names that process, whose lines interleave with the others'."""
+    beside = os.environ.get(SPEAKER_ENV) or os.environ.get("PYTEST_XDIST_WORKER")
+    print(f"[{beside}] {message}" if beside else message, file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from deploy.settings import (
     LOCATION_ENV,
@@ -22,14 +23,29 @@ LOCATION_NAMES = ("alpha", "beta")
 LoadImage = Callable[[str, Path], str]
 
 
+class SuiteImages(NamedTuple):
+    """Each image a deployment of the suite loads: (reference, archive) pairs."""
+
+    dagster: tuple[str, Path]
+    postgres: tuple[str, Path]
+    broker: tuple[str, Path] | None
+    locations: list[tuple[str, tuple[str, Path]]]
+
+
+def build_images(dagster_version: str, celery: bool) -> SuiteImages:
+    """Build (or take from the cache) every image of a deployment; the broker's only for Celery."""
+    return SuiteImages(
+        dagster=dagster_images.dagster_image(dagster_version), postgres=dagster_images.postgres_image(),
+        broker=dagster_images.redis_image() if celery else None,
+        locations=[(name, dagster_images.sample_location_image(name, dagster_version)) for name in LOCATION_NAMES])
+
+
 def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple[Images, list[tuple[str, str]]]:
     """Build (or take from the cache) and load every image; returns the images and (location, image) pairs."""
-    dagster = load(*dagster_images.dagster_image(dagster_version))
-    postgres = load(*dagster_images.postgres_image())
-    broker = load(*dagster_images.redis_image()) if celery else None
-    locations = [(name, load(*dagster_images.sample_location_image(name, dagster_version)))
-                 for name in LOCATION_NAMES]
-    return Images(dagster=dagster, postgres=postgres, broker=broker), locations
+    built = build_images(dagster_version, celery)
+    images = Images(dagster=load(*built.dagster), postgres=load(*built.postgres),
+                    broker=load(*built.broker) if built.broker else None)
+    return images, [(name, load(*image)) for name, image in built.locations]
 
 
 def code_locations(

@@ -30,7 +30,8 @@ from deploy.deployment import Deployment
 from observation.health import daemons_fresh_since
 from suites.hold import holding, release
 
-pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.outage, pytest.mark.needs_cluster, pytest.mark.c23]
+pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.outage, pytest.mark.cluster_wide,
+              pytest.mark.needs_cluster, pytest.mark.c23]
 
 APISERVER = "kube-apiserver"
 OUTAGE_SECONDS = 45
@@ -65,11 +66,8 @@ def outage_seconds(journal: dict[str, Any]) -> float:
 
 def test_runs_survive_the_apiserver_being_unavailable_for_longer_than_the_clients_retries(
     dagster: Deployment, cluster: ClusterInfo, cluster_provider: tuple[Provider, ClusterInfo],
-    tmp_path_factory: pytest.TempPathFactory, record_property: pytest.RecordProperty, worker_id: str,
+    tmp_path_factory: pytest.TempPathFactory, record_property: pytest.RecordProperty,
 ) -> None:
-    if worker_id != "master":
-        pytest.skip("C23 stops the apiserver of the whole cluster, under every other test running beside it: run it "
-                    "without -n (pytest-xdist)")
     if "local-processes" not in cluster.capabilities:
         pytest.skip(f"C23 needs a provider that can stop the apiserver: local (not {cluster.provider})")
     provider = cluster_provider[0]

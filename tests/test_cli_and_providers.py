@@ -36,6 +36,18 @@ def test_test_command_passes_cluster_options_to_pytest() -> None:
     assert argv[-2:] == ["-k", "smoke"]
 
 
+def test_the_combinations_overlap_on_workers_unless_the_pytest_arguments_choose() -> None:
+    def distribution(*words: str) -> list[str]:
+        args = build_parser().parse_args(["run", *words])
+        return [a for a in pytest_argv(args, ["suites"], args.pytest_args) if a.startswith(("-n", "--num", "--dist"))]
+
+    assert distribution() == ["--numprocesses=3", "--dist=loadgroup"]
+    assert distribution("--workers", "2") == ["--numprocesses=2", "--dist=loadgroup"]
+    assert distribution("--workers", "0") == []
+    assert distribution("--", "-n", "1") == ["-n"]
+    assert distribution("--", "-p", "no:xdist") == []
+
+
 def test_staging_modules_are_replaced_by_their_published_releases() -> None:
     go_mod = ("replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n"
               "\tk8s.io/kubectl => ./staging/src/k8s.io/kubectl\n)\n")
