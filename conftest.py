@@ -25,6 +25,7 @@ from images.dagster import DAGSTER_VERSION
 from reports.allure_files import ReportEnvironment
 from reports.evidence import AllureRecorder
 from reports.launches import LAUNCHES
+from reports.plugin import without_group
 from reports.session import ReportSession, WorkerRedaction, report_session
 
 
@@ -131,8 +132,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A test on the cluster shares it with the tests of the other workers and sessions, from its setup (where a
     deployment may be made) to its teardown (where one may be removed); a ``cluster_wide`` test has it alone."""
-    if not item.get_closest_marker("needs_cluster"):
-        yield
+    if not item.get_closest_marker("needs_cluster") or item.get_closest_marker("skip"):
+        yield  # a test skipped outright (e.g. an outage on another combination than --outages-on) waits for nobody
         return
     use = cluster_use(item.config.getoption("--cluster"), provider_options(item.config))
     if item.get_closest_marker("cluster_wide"):
@@ -141,6 +142,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     else:
         with use.shared():
             yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """xdist's loadgroup appends ``@<group>`` to a grouped test's id: JUnit, the matrix and comparisons name the
+    test as a session in one process does."""
+    report.nodeid = without_group(report.nodeid)
 
 
 @pytest.fixture(scope="session")

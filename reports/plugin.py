@@ -54,6 +54,12 @@ def claims_of(keywords: Iterable[str]) -> tuple[str, ...]:
     return tuple(f"C{number}" for number in numbers)
 
 
+def without_group(nodeid: str) -> str:
+    """A test's id without the ``@<combination>`` xdist's loadgroup appends to it."""
+    base, _, group = nodeid.rpartition("@")
+    return base if base and group in COMBINATIONS else nodeid
+
+
 def combination_of(nodeid: str, keywords: Mapping[str, Any]) -> str:
     """The combination the test ran on: its combination marker (set from the ``dagster`` fixture's
     param), else a combination named as a whole part of its parameter id, else ``—``."""

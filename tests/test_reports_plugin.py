@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reports.plugin import MatrixRecorder, Record, claims_of, combination_of, read_records, write_records
+from reports.plugin import MatrixRecorder, Record, claims_of, combination_of, read_records, without_group, write_records
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NODE = "suites/test_propagation.py::test_env_vars_reach_run_pods[k8s-job]"
@@ -153,3 +153,8 @@ def test_a_real_session_writes_one_line_per_test(tmp_path: Path, xdist: list[str
             for record in records}
     assert seen == EXPECTED
     assert len(records) == len(EXPECTED), "one line per test, also under xdist"
+
+
+def test_a_test_is_named_as_in_one_process_when_xdist_grouped_it() -> None:
+    assert without_group("suites/test_ha.py::test_x[k8s-job]@k8s-job") == "suites/test_ha.py::test_x[k8s-job]"
+    assert without_group("suites/test_ha.py::test_x[a@b]") == "suites/test_ha.py::test_x[a@b]"

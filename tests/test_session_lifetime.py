@@ -251,6 +251,12 @@ def test_two(deployment):
 """
 
 
+def _interruptible() -> None:
+    """An xdist worker (these self-tests under ``dkc test``) ignores SIGINT, and a child inherits that: Python then
+    installs no KeyboardInterrupt handler in the session under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGTERM, False), (signal.SIGINT, False),
                                                  (signal.SIGINT, True)],
                          ids=["SIGTERM to the controller", "SIGINT to the controller", "Ctrl-C (the process group)"])
@@ -269,7 +275,7 @@ def test_an_interrupted_xdist_session_tears_every_worker_down_first(tmp_path: Pa
         proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
                                  "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path)],
                                 cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_interruptible)
     try:
         wait_for("both workers to deploy", lambda: Observation(probe.read_text().count("deployed") == 2,
                                                                probe.read_text()), 60, 0.1)
