@@ -27,6 +27,7 @@ from reports.evidence import AllureRecorder
 from reports.launches import LAUNCHES
 from reports.plugin import without_group
 from reports.session import ReportSession, WorkerRedaction, report_session
+from suites.scheduling import CombinationScheduling
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -142,6 +143,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     else:
         with use.shared():
             yield
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> CombinationScheduling | None:
+    """``--dist loadgroup``: each combination's tests on one worker (suites/scheduling.py: why not xdist's own)."""
+    return CombinationScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -268,7 +268,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     f"them, or deselect them with -m 'not ha and not chaos'", returncode=2)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group markers set here
+@pytest.hookimpl(tryfirst=True)  # before xdist's: under pytest < 9.2 its loadgroup reads the markers set here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its combination, and group it by combination for `--dist loadgroup`; tests of a
     combination not chosen with --combination are deselected (absent from JUnit, Allure and the matrix)."""
