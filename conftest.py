@@ -100,10 +100,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ReportSession(report_dir, Path(alluredir) if alluredir else None), "dkc-report")
     if not _is_controller(config) and config.getoption("--alluredir", None):
         config.pluginmanager.register(WorkerRedaction(Path(config.getoption("--alluredir"))), "dkc-worker-redaction")
-    if _is_controller(config) and RUN_DIR_ENV not in os.environ:
-        # Workers are started after this and inherit the variable.
+    if _is_controller(config):
+        # Workers are started after this and inherit the variable. A session started from inside another one (a
+        # self-test running the suites) inherits that one's too, but must not use it: releasing it would take the
+        # other session off the cluster and delete the cluster under its tests.
+        config.stash[_INHERITED_RUN_DIR] = os.environ.get(RUN_DIR_ENV)
         os.environ[RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dkc-run-")
-        config.stash[_OWN_RUN_DIR] = True
         (Path(os.environ[RUN_DIR_ENV]) / CONTROLLER_PID).write_text(str(os.getpid()))  # releases the cluster
     record.install(AllureRecorder())  # deploy phases, launches, waits and faults become Allure steps
     LAUNCHES.subscribe()
@@ -111,7 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SessionSignals(config, run_dir_from_env()), "dkc-signals")
 
 
-_OWN_RUN_DIR = pytest.StashKey[bool]()
+_INHERITED_RUN_DIR = pytest.StashKey[str | None]()
 
 
 @pytest.hookimpl(trylast=True)  # after pytest has torn the session's fixtures (the deployments) down
@@ -124,9 +126,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         release(config.getoption("--cluster"), provider_options(config), run_dir)
     except DkcError as exc:
         print(f"\ndkc: error while deleting the cluster: {exc}")
-    if config.stash.get(_OWN_RUN_DIR, False):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    inherited = config.stash.get(_INHERITED_RUN_DIR, None)
+    if inherited is None:
         os.environ.pop(RUN_DIR_ENV, None)
+    else:
+        os.environ[RUN_DIR_ENV] = inherited
 
 
 @pytest.hookimpl(hookwrapper=True)

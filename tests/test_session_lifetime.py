@@ -318,3 +318,22 @@ def test_an_interrupt_swallowed_where_exceptions_are_ignored_is_delivered_again(
     proc = subprocess.run([sys.executable, "-c", SWALLOWING], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, check=False)
     assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
+
+
+def test_a_session_started_inside_another_leaves_that_ones_cluster_alone(tmp_path: Path) -> None:
+    """A self-test running the suites inherits the outer session's run dir; releasing it would delete the cluster
+    under the outer session's tests (it did, once self-tests and suites shared xdist workers)."""
+    cache = tmp_path / "cache"
+    outer = run_dir(tmp_path, "dkc-run-outer")
+    users = session.Registry(cache / "sessions" / "local-dkc")
+    users.join(outer.name, os.getpid())
+    users.mark_created()
+    env = {**os.environ, "DKC_CACHE_DIR": str(cache), "DKC_STATE_DIR": str(tmp_path / "state"),
+           session.RUN_DIR_ENV: str(outer)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "-m", "smoke",
+                           "-k", "no-such-test"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 5, done.stdout + done.stderr  # nothing selected: the session ends at once
+    assert users.live() == [outer.name], "the inner session took the outer one off its cluster"
+    assert users.created_by_a_session()
+    assert "Deleting local cluster" not in done.stdout + done.stderr
