@@ -107,7 +107,7 @@ def pytest_argv(args: argparse.Namespace, paths: list[str], extra: list[str]) ->
 
 def _distribution(workers: int, extra: list[str]) -> list[str]:
     """xdist options for ``workers``, unless the pytest arguments choose for themselves (-n, -p no:xdist)."""
-    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in extra)
+    chosen = any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in extra)
     return [] if workers <= 0 or chosen else [f"--numprocesses={workers}", "--dist=loadgroup"]
 
 

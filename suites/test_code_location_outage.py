@@ -27,6 +27,7 @@ from dagster_api import TERMINAL_RUN_STATUSES
 from deploy.deployment import Deployment
 from suites.hold import holding, release
 from suites.instance import instance_with
+from suites.known import known_defect
 from workloads.locations.conformance.definitions import SCHEDULE_NAME
 
 pytestmark = [pytest.mark.ha, pytest.mark.chaos, pytest.mark.outage, pytest.mark.needs_cluster, pytest.mark.c24]
@@ -39,17 +40,17 @@ RECOVERY_SECONDS = 240
 QUEUE_TAG = ("dkc/c24-queue", "one-at-a-time")  # limited to one run at a time for the test
 QUEUED_RUN_SECONDS = 300  # once the server is back: dequeued, its pod started, the report step done
 
-RETRY_NEVER_COMES = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+RETRY_NEVER_COMES = known_defect(
     "dagster-io/dagster#20730, #14605: a run that fails while its code location's server is unreachable is not "
     "retried: the retry daemon logs 'Failed to retry run' (DagsterCodeLocationLoadError / UNAVAILABLE) and never "
-    "tries again once the server is back"))
+    "tries again once the server is back")
 
-TICK_LOST = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+TICK_LOST = known_defect(
     "Dagster defect, no upstream issue found that names it (the design card lists dagster-io/dagster#32216 for "
     "C24; PR #17224 says a schedule 'will resume execution once the server is available'): the every-minute "
     "schedule's tick due while its code location's server was scaled to zero was never evaluated once the server "
     "was back: no tick is recorded for that minute (or it stays FAILURE), while the next minute's tick is SKIPPED "
-    "as the schedule returns"))
+    "as the schedule returns")
 
 
 @dataclass

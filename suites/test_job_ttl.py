@@ -13,6 +13,7 @@ import pytest
 
 from common.waits import Observation, wait_for
 from deploy.deployment import Deployment
+from suites.known import known_defect
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c22]
 
@@ -69,11 +70,11 @@ def test_a_short_ttl_makes_kubernetes_remove_the_runs_jobs_after_it(
 
 RUNS_AT_ONCE = 3  # the race between a step Job's removal and the step's health check is tried more than once
 
-CELERY_FAILS_A_SUCCEEDED_STEP = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+CELERY_FAILS_A_SUCCEEDED_STEP = known_defect(
     "dagster-io/dagster#22565 (reported for k8s_job_executor; on celery_k8s_job_executor every time here): the "
     "Celery worker waits for the step Job with wait_for_job_success, finds it removed after it completed and fails "
     "the succeeded step: 'STEP_FAILURE report: DagsterK8sError: job dagster-step-... could not be found' (3 of 3 runs; "
-    "k8s_job_executor: 3 of 3 SUCCESS)"))
+    "k8s_job_executor: 3 of 3 SUCCESS)")
 
 
 def test_a_step_job_removed_as_soon_as_it_finished_does_not_fail_its_run(

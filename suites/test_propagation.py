@@ -12,15 +12,16 @@ import pytest
 
 from deploy.deployment import Deployment
 from suites.expected import missing_from_spec, wrong_in_process
+from suites.known import known_defect
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster]
 
-CELERY_RUN_POD_CONTEXT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+CELERY_RUN_POD_CONTEXT = known_defect(
     "Dagster issue #13728: CeleryK8sRunLauncher does not apply the code location's container context "
-    "(env, env_config_maps, env_secrets, volumes) to the run pod"))
-CELERY_STEP_POD_CONTEXT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "(env, env_config_maps, env_secrets, volumes) to the run pod")
+CELERY_STEP_POD_CONTEXT = known_defect(
     "Dagster issue #13728, seen for step pods too: celery_k8s_job_executor's step pods get none of the "
-    "code location's env (no DKC_PLAIN, no envFrom of its ConfigMap or Secret)"))
+    "code location's env (no DKC_PLAIN, no envFrom of its ConfigMap or Secret)")
 
 
 def _c10_run_pod(dagster: Deployment) -> None:

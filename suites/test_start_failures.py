@@ -17,6 +17,7 @@ import pytest
 
 from deploy.deployment import Deployment
 from observation.failures import first_error
+from suites.known import known_defect
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c18]
 
@@ -50,16 +51,16 @@ class Outcome:
     left: list[str]  # what of the run still ran after the grace period
 
 
-LEFT_BEHIND = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+LEFT_BEHIND = known_defect(
     "dagster-io/dagster#16535, #15325, #14833: run monitoring marks a run that timed out starting FAILURE "
-    "but never terminates it: its run Job and Pending pod stay in the cluster (and may still start later)"))
+    "but never terminates it: its run Job and Pending pod stay in the cluster (and may still start later)")
 
 
-CELERY_GIVES_NO_REASON = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+CELERY_GIVES_NO_REASON = known_defect(
     "Dagster defect, no upstream issue found: CeleryK8sRunLauncher (dagster_celery_k8s/launcher.py) has no "
     "get_run_worker_debug_info, so a run that timed out starting fails with only 'Run timed out due to taking "
     "longer than N seconds to start.' and never says why its pod did not start (K8sRunLauncher appends the "
-    "pod's waiting reason and events)"))
+    "pod's waiting reason and events)")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from observation.failures import kubernetes_cause
 from observation.labels import JOB_NAME_LABEL
 from suites import only
 from suites.hold import holding
+from suites.known import known_defect
 
 pytestmark = [pytest.mark.needs_cluster]
 
@@ -47,15 +48,15 @@ CASES = (
     StepStartFailure("service-account-missing", {"pod_spec_config": {"service_account_name": MISSING_SERVICE_ACCOUNT}}),
 )
 
-STEP_HANGS_K8S_JOB = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+STEP_HANGS_K8S_JOB = known_defect(
     "dagster-io/dagster#24595: k8s_job_executor's step health check only asks whether the step Job has failed "
     "pods; a Job whose pod never starts (ImagePullBackOff) or is never created (FailedCreate: serviceaccount not "
-    "found) never fails, so the step stays in progress and the run STARTED with no end"))
+    "found) never fails, so the step stays in progress and the run STARTED with no end")
 
-STEP_HANGS_CELERY = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+STEP_HANGS_CELERY = known_defect(
     "Dagster defect, no upstream issue found (#24595 is k8s_job_executor's): celery_k8s_job_executor's worker "
     "waits for the step Job with wait_for_job_success, which reads only the Job's status until job_wait_timeout "
-    "(86400 s by default); a pod that never starts or is never created leaves the run STARTED with no end"))
+    "(86400 s by default); a pod that never starts or is never created leaves the run STARTED with no end")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import pytest
 from deploy.deployment import Deployment
 from suites.hold import holding
 from suites.instance import instance_with
+from suites.known import known_defect
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c17]
 
@@ -23,10 +24,10 @@ MARGIN_SECONDS = 60  # the daemon's loop, the GraphQL read, a loaded node
 # After CANCELED: a deleted Job's pods get their termination grace period (30 s by default) before they are gone.
 GRACE_SECONDS = 60
 
-STEP_JOBS_LEFT_WHEN_RESUMABLE = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+STEP_JOBS_LEFT_WHEN_RESUMABLE = known_defect(
     "dagster-io/dagster#21476: with max_resume_run_attempts > 0 the run worker skips terminating its step "
     "Jobs on SIGTERM (run_will_resume), and K8sRunLauncher.terminate deletes only the run Job: the held "
-    "step's Job and pod keep running after the run is CANCELED"))
+    "step's Job and pod keep running after the run is CANCELED")
 
 
 @pytest.mark.parametrize(("resume_attempts", "owner_references"), [(0, False), (0, True), (1, False), (1, True)],
