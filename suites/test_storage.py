@@ -27,6 +27,8 @@ POSTGRES_PODS = names.selector(names.POSTGRESQL_COMPONENT)
 # initdb's first line: in the new pod's log it would mean the database was created anew.
 INITDB_BANNER = "The files belonging to this database system will be owned by user"
 RECOVERY_TIMEOUT = 180
+# How long a run worker may take to exit after its run ended SUCCESS.
+RUN_EXIT_GRACE = 60
 
 
 # One combination is enough for a property of the PostgreSQL every combination shares.
@@ -37,6 +39,10 @@ def test_runs_and_events_survive_the_replacement_of_the_postgres_pod(
     if not dagster.settings.owned:
         pytest.skip(f"the PostgreSQL of the Dagster in {dagster.namespace} is not the suite's: never killed")
     before_id = dagster.run_to_success("ping")
+    # The run worker writes its last event ("Process for run exited") after RUN_SUCCESS: the log to compare
+    # is complete only once nothing of the run runs.
+    still_running = dagster.running_after(before_id, RUN_EXIT_GRACE)
+    assert not still_running, f"run {before_id} ended SUCCESS but {RUN_EXIT_GRACE}s later still runs: {still_running}"
     events_before = [(e.event_type, e.step_key, e.message) for e in dagster.webserver.run_events(before_id)]
     (old,) = dagster.core.list_namespaced_pod(dagster.namespace, label_selector=POSTGRES_PODS).items
     assert pod_ready(old), f"PostgreSQL is not Ready before the fault: {pod_summary(old)}"
