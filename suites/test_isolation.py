@@ -108,7 +108,8 @@ def test_one_locations_secret_never_reaches_another_locations_pods(
                         for other in others if values[other] and value == sha256(values[other])]
             if values[own] and value == sha256(values[own]):
                 seen.append(f"step {step}'s process")
-        record_property(f"{own}_own_secret_seen_in", "; ".join(seen) or "nowhere")
+        # Named without "secret": the report redacts the value of any property whose name has that word.
+        record_property(f"{own}_own_credential_seen_in", "; ".join(seen) or "nowhere")
 
     assert not crossed, f"one location's Secret reached another's pods: {'; '.join(crossed)}"
     unreadable = [name for name, value in values.items() if value is None]
