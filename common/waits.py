@@ -88,13 +88,24 @@ def holds_for(
     """Look for ``window`` seconds; raise ``ConditionBroke`` the first time ``look`` is not done.
 
     For claims of the form "nothing more happens" (exactly N retries): the window is stated, never implied.
-    Returns the last thing seen.
+    A look that raises (a request reset on its way) is no verdict, as in ``wait_for``: the window goes on, and it
+    ends with a look that answered, taken within three intervals after the window, or ``WaitTimeout`` naming the
+    error. Returns the last thing seen.
     """
     deadline = clock() + window
+    last_chance = deadline + 3 * interval
     while True:
-        observation = look()
-        if not observation.done:
-            raise ConditionBroke(f"{description} stopped holding: {observation.seen}")
-        if clock() >= deadline:
-            return observation.seen
-        sleep(min(interval, max(0.0, deadline - clock())))
+        try:
+            observation = look()
+        except (TerminalState, ConditionBroke):
+            raise
+        except Exception as exc:  # a transient error is something seen, not a verdict
+            failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if clock() >= last_chance:
+                raise WaitTimeout(f"a last answer on whether {description} held", window, failed) from exc
+        else:
+            if not observation.done:
+                raise ConditionBroke(f"{description} stopped holding: {observation.seen}")
+            if clock() >= deadline:
+                return observation.seen
+        sleep(min(interval, max(0.0, deadline - clock())) or interval)

@@ -52,8 +52,8 @@ def test_a_failed_run_is_retried_by_dagster_exactly_n_times(dagster: Deployment)
 
     retries = wait_for(f"{MAX_RETRIES} retries of run {root} to finish", n_retries_failed, 600, 3) or []
     holds_for(f"exactly {MAX_RETRIES} retries of run {root}",
-              lambda: Observation(len(retries_of(dagster, root)) == MAX_RETRIES,
-                                  f"{len(retries_of(dagster, root))} retries"), EXTRA_RETRY_WINDOW, 5)
+              lambda: (lambda count: Observation(count == MAX_RETRIES, f"{count} retries"))(
+                  len(retries_of(dagster, root))), EXTRA_RETRY_WINDOW, 5)
 
     assert [r.tags.get("dagster/retry_number") for r in retries] == [str(n) for n in range(1, MAX_RETRIES + 1)]
     parents = [root] + [r.run_id for r in retries[:-1]]

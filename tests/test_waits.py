@@ -57,3 +57,37 @@ def test_holds_for_watches_the_whole_window_and_names_the_break() -> None:
     with pytest.raises(ConditionBroke, match="two runs stopped holding: 3 runs"):
         holds_for("two runs", lambda: (lambda c: Observation(c == 2, f"{c} runs"))(next(counts)), 10, 2,
                   clock=lambda: now[0], sleep=advance)
+
+
+def test_holds_for_looks_again_after_an_error_and_ends_on_an_answer() -> None:
+    from common.waits import holds_for
+
+    clock = FakeClock()
+    looks = iter([Observation(True, "2 runs"), ConnectionResetError("connection reset by peer"),
+                  *[Observation(True, "2 runs")] * 10])
+
+    def look() -> Observation[None]:
+        answer = next(looks)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert holds_for("two runs", look, 10, 2, clock=clock, sleep=clock.sleep) == "2 runs"
+    assert clock.now == pytest.approx(10)
+
+
+def test_holds_for_that_never_gets_an_answer_at_its_end_says_why() -> None:
+    from common.waits import holds_for
+
+    clock = FakeClock()
+    calls = []
+
+    def look() -> Observation[None]:
+        calls.append(clock.now)
+        if clock.now < 4:
+            return Observation(True, "2 runs")
+        raise ConnectionResetError("connection reset by peer")
+
+    with pytest.raises(WaitTimeout, match=r"whether two runs held.*ConnectionResetError: connection reset by peer"):
+        holds_for("two runs", look, 10, 2, clock=clock, sleep=clock.sleep)
+    assert clock.now == pytest.approx(16)
