@@ -54,6 +54,11 @@ def wait_for(
         return _poll(description, look, timeout, interval, clock, sleep)
 
 
+def _error_seen(exc: Exception) -> str:
+    """An error a look raised, as the one line a wait reports as what it saw."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 def _poll(description: str, look: Callable[[], Observation[T]], timeout: float, interval: float,
           clock: Callable[[], float], sleep: Callable[[float], None]) -> T | None:
     deadline = clock() + timeout
@@ -64,7 +69,7 @@ def _poll(description: str, look: Callable[[], Observation[T]], timeout: float, 
         except TerminalState:
             raise
         except Exception as exc:  # a transient error is something seen, not a verdict
-            observation = Observation(False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            observation = Observation(False, _error_seen(exc))
         if observation.done:
             return observation.value
         last_seen = observation.seen
@@ -100,9 +105,8 @@ def holds_for(
         except (TerminalState, ConditionBroke):
             raise
         except Exception as exc:  # a transient error is something seen, not a verdict
-            failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if clock() >= last_chance:
-                raise WaitTimeout(f"a last answer on whether {description} held", window, failed) from exc
+                raise WaitTimeout(f"a last answer on whether {description} held", window, _error_seen(exc)) from exc
         else:
             if not observation.done:
                 raise ConditionBroke(f"{description} stopped holding: {observation.seen}")

@@ -51,9 +51,12 @@ def test_a_failed_run_is_retried_by_dagster_exactly_n_times(dagster: Deployment)
         return Observation(done, ", ".join(f"{r.run_id} {r.status.value}" for r in retries) or "no retry yet", retries)
 
     retries = wait_for(f"{MAX_RETRIES} retries of run {root} to finish", n_retries_failed, 600, 3) or []
-    holds_for(f"exactly {MAX_RETRIES} retries of run {root}",
-              lambda: (lambda count: Observation(count == MAX_RETRIES, f"{count} retries"))(
-                  len(retries_of(dagster, root))), EXTRA_RETRY_WINDOW, 5)
+
+    def still_n_retries() -> Observation[None]:
+        count = len(retries_of(dagster, root))
+        return Observation(count == MAX_RETRIES, f"{count} retries")
+
+    holds_for(f"exactly {MAX_RETRIES} retries of run {root}", still_n_retries, EXTRA_RETRY_WINDOW, 5)
 
     assert [r.tags.get("dagster/retry_number") for r in retries] == [str(n) for n in range(1, MAX_RETRIES + 1)]
     parents = [root] + [r.run_id for r in retries[:-1]]

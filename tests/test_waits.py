@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.waits import Observation, TerminalState, WaitTimeout, wait_for
+from common.waits import ConditionBroke, Observation, TerminalState, WaitTimeout, holds_for, wait_for
 from tests.fakes import FakeClock
 
 
@@ -44,8 +44,6 @@ def test_transient_errors_are_retried_and_reported() -> None:
 
 
 def test_holds_for_watches_the_whole_window_and_names_the_break() -> None:
-    from common.waits import ConditionBroke, holds_for
-
     now = [0.0]
 
     def advance(seconds: float) -> None:
@@ -60,8 +58,6 @@ def test_holds_for_watches_the_whole_window_and_names_the_break() -> None:
 
 
 def test_holds_for_looks_again_after_an_error_and_ends_on_an_answer() -> None:
-    from common.waits import holds_for
-
     clock = FakeClock()
     looks = iter([Observation(True, "2 runs"), ConnectionResetError("connection reset by peer"),
                   *[Observation(True, "2 runs")] * 10])
@@ -77,13 +73,9 @@ def test_holds_for_looks_again_after_an_error_and_ends_on_an_answer() -> None:
 
 
 def test_holds_for_that_never_gets_an_answer_at_its_end_says_why() -> None:
-    from common.waits import holds_for
-
     clock = FakeClock()
-    calls = []
 
     def look() -> Observation[None]:
-        calls.append(clock.now)
         if clock.now < 4:
             return Observation(True, "2 runs")
         raise ConnectionResetError("connection reset by peer")
