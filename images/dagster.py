@@ -29,6 +29,8 @@ from images.cache import cache_root, inputs_key
 from images.rootfs import RootfsRecipe, build_rootfs
 
 DAGSTER_VERSION = "1.13.27"
+# The Dagster matrix (README, docs/nightly.yml): the newest patch of the three newest minor lines published together.
+TESTED_DAGSTER_VERSIONS = (DAGSTER_VERSION, "1.12.22", "1.11.16")
 DAGSTER_ROOT = "/opt/dagster"
 DAGSTER_HOME = f"{DAGSTER_ROOT}/dagster_home"
 DAGSTER_APP = f"{DAGSTER_ROOT}/app"
@@ -117,7 +119,9 @@ def check_dagster_version(version: str) -> None:
 def dagster_requirements(version: str) -> list[str]:
     """What the Dagster venv holds: core, webserver, GraphQL client and the Kubernetes, Postgres and
     Celery integrations. SQLAlchemy 2.1 makes psycopg 3 the default driver while dagster-postgres
-    ships psycopg2, so it is pinned below 2.1."""
+    ships psycopg2, so it is pinned below 2.1. The Kubernetes client 36.0.0 sends no credentials from inside a
+    pod (Jobs are created as system:anonymous, dagster-io/dagster#33870), and dagster-k8s of the 1.13 line
+    allows it: it is excluded; each line's own upper bound stays dagster-k8s's."""
     libraries = libraries_version(version)
     return [
         f"dagster=={version}",
@@ -129,6 +133,7 @@ def dagster_requirements(version: str) -> list[str]:
         f"dagster-celery-k8s=={libraries}",
         "celery[redis]>=5,<6",
         "sqlalchemy>=2.0,<2.1",
+        "kubernetes!=36.0.0",
     ]
 
 

@@ -76,12 +76,13 @@ def test_every_library_is_checked_and_the_newest_complete_release_of_the_line_is
     assert di.newest_complete_release(11, published) is None
 
 
-def test_requirements_pin_the_release_and_keep_sqlalchemy_below_2_1() -> None:
+def test_requirements_pin_the_release_keep_sqlalchemy_below_2_1_and_leave_out_kubernetes_36_0_0() -> None:
     requirements = di.dagster_requirements("1.13.27")
     for pin in ("dagster==1.13.27", "dagster-webserver==1.13.27", "dagster-graphql==1.13.27", "dagster-k8s==0.29.27",
                 "dagster-postgres==0.29.27", "dagster-celery==0.29.27", "dagster-celery-k8s==0.29.27"):
         assert pin in requirements
     assert "sqlalchemy>=2.0,<2.1" in requirements
+    assert "kubernetes!=36.0.0" in requirements  # dagster-io/dagster#33870
     assert any(r.startswith("celery[redis]") for r in requirements)
 
 

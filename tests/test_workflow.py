@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from cli.main import build_parser
-from clusters.local.build import GoBuild, ensure_built
+from clusters.local.build import TESTED_K8S_VERSIONS, GoBuild, ensure_built
+from images.dagster import TESTED_DAGSTER_VERSIONS
 
 WORKFLOW = Path(__file__).resolve().parent.parent / "docs" / "nightly.yml"
 ACTIONLINT = GoBuild(name="actionlint", module="github.com/rhysd/actionlint", version="v1.7.12",
@@ -47,9 +48,9 @@ def test_the_linter_catches_a_broken_workflow(actionlint: Path, tmp_path: Path) 
 def _dkc_commands() -> list[list[str]]:
     """Every ``dkc`` command line in the workflow's run scripts, up to ``--`` (the rest goes to pytest) or a
     redirection, with the workflow's expressions and shell variables as placeholders."""
-    steps = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]["conformance"]["steps"]
+    jobs = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"].values()
     found = []
-    for step in steps:
+    for step in (step for job in jobs for step in job["steps"]):
         for line in step.get("run", "").splitlines():
             match = re.search(r"(?:\./dkc|\.venv/bin/dkc) (.*)", line)
             if match:
@@ -61,6 +62,12 @@ def _dkc_commands() -> list[list[str]]:
 
 def test_every_dkc_command_in_the_workflow_parses() -> None:
     commands = _dkc_commands()
-    assert sorted(words[0] for words in commands) == ["compare", "compare", "run"]
+    assert sorted(words[0] for words in commands) == ["compare", "compare", "run", "run"]
     for words in commands:
         build_parser().parse_args(words)  # an unknown option exits 2 (SystemExit fails the test)
+
+
+def test_the_workflow_matrices_are_the_versions_the_suite_is_tested_on() -> None:
+    jobs = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]
+    assert tuple(jobs["conformance"]["strategy"]["matrix"]["dagster"]) == TESTED_DAGSTER_VERSIONS
+    assert tuple(jobs["kubernetes"]["strategy"]["matrix"]["k8s"]) == TESTED_K8S_VERSIONS
