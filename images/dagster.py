@@ -29,7 +29,8 @@ from images.cache import cache_root, inputs_key
 from images.rootfs import RootfsRecipe, build_rootfs
 
 DAGSTER_VERSION = "1.13.27"
-# The Dagster matrix (README, docs/nightly.yml): the newest patch of the three newest minor lines published together.
+# The Dagster matrix (docs/nightly.yml): the newest patch of the three newest minor lines published together; the
+# README says which ran here.
 TESTED_DAGSTER_VERSIONS = (DAGSTER_VERSION, "1.12.22", "1.11.16")
 DAGSTER_ROOT = "/opt/dagster"
 DAGSTER_HOME = f"{DAGSTER_ROOT}/dagster_home"

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from deploy.deployment import Deployment
+from suites.known import known_defect, release_line
 from workloads.locations.conformance.definitions import HOG_JOB
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c20]
@@ -22,6 +23,11 @@ MEMORY_LIMIT = "384Mi"  # above what the run worker needs to start (about 200 Mi
 MARGIN_SECONDS = 60  # the Job controller noticing the pod, one daemon loop, the GraphQL read
 TAGS = {"dagster-k8s/config": json.dumps({"container_config": {"resources": {
     "requests": {"memory": "64Mi"}, "limits": {"memory": MEMORY_LIMIT}}}})}
+# Per Dagster line: 1.13.27 names OOMKilled in the RUN_FAILURE; 1.12.22 does not (the change was not looked up).
+NAMES_NO_REASON_BEFORE_1_13 = known_defect(
+    "Dagster before 1.13 (seen on 1.12.22, k8s-multiprocess and k8s-job): the OOMKilled run worker's run is FAILURE "
+    "in time, but the failure says only \"Run has not completed but K8s job has no active pods\", not OOMKilled; "
+    "1.13.27 names it")
 
 
 def oom_killed_at(pods: list[client.V1Pod]) -> float | None:
@@ -35,7 +41,7 @@ def oom_killed_at(pods: list[client.V1Pod]) -> float | None:
 
 
 def test_an_oomkilled_run_worker_fails_its_run_within_the_poll_interval_naming_oomkilled(
-    dagster: Deployment, record_property: pytest.RecordProperty,
+    dagster: Deployment, record_property: pytest.RecordProperty, request: pytest.FixtureRequest,
 ) -> None:
     settings = dagster.settings
     if settings.uses_celery:
@@ -43,6 +49,8 @@ def test_an_oomkilled_run_worker_fails_its_run_within_the_poll_interval_naming_o
                     "a step pod, so no op can take memory in the run worker itself")
     if not settings.run_monitoring:
         pytest.skip(f"the instance in {dagster.namespace} has no run monitoring, which notices a lost run worker")
+    if release_line(dagster.webserver.version()) < (1, 13):
+        request.applymarker(NAMES_NO_REASON_BEFORE_1_13)
     run_id = dagster.webserver.launch_run(HOG_JOB, settings.code_locations[0].name, tags=TAGS)
 
     status = dagster.webserver.wait_for_run_status(run_id, ["FAILURE"], timeout=300)

@@ -21,7 +21,7 @@ from common.progress import phase, say
 from images.cache import cache_root, inputs_key
 
 DEFAULT_K8S_VERSION = "v1.34.4"
-# The Kubernetes matrix (README, docs/nightly.yml): the newest patch of the three minor lines the suite is tested on.
+# The Kubernetes matrix (docs/nightly.yml): the newest patch of three minor lines; the README says which ran here.
 TESTED_K8S_VERSIONS = ("v1.32.13", "v1.33.13", DEFAULT_K8S_VERSION)
 DEFAULT_ETCD_VERSION = "v3.6.16"
 DEFAULT_COREDNS_VERSION = "v1.12.4"
