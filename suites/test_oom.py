@@ -25,7 +25,7 @@ TAGS = {"dagster-k8s/config": json.dumps({"container_config": {"resources": {
     "requests": {"memory": "64Mi"}, "limits": {"memory": MEMORY_LIMIT}}}})}
 # Per Dagster line: 1.13.27 names OOMKilled in the RUN_FAILURE; 1.12.22 does not (the change was not looked up).
 NAMES_NO_REASON_BEFORE_1_13 = known_defect(
-    "Dagster before 1.13 (seen on 1.12.22, k8s-multiprocess and k8s-job): the OOMKilled run worker's run is FAILURE "
+    "Dagster before 1.13 (seen on 1.12.22 and 1.11.16): the OOMKilled run worker's run is FAILURE "
     "in time, but the failure says only \"Run has not completed but K8s job has no active pods\", not OOMKilled; "
     "1.13.27 names it")
 
