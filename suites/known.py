@@ -11,8 +11,3 @@ def known_defect(reason: str) -> pytest.MarkDecorator:
     """``reason``: the issue (or that none was found) and what Dagster was seen doing instead."""
     return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
-
-def release_line(version: str) -> tuple[int, int]:
-    """``(major, minor)`` of a Dagster version as the webserver reports it (``1.12.22`` -> ``(1, 12)``)."""
-    major, minor = version.split(".")[:2]
-    return int(major), int(minor)

@@ -14,7 +14,8 @@ import pytest
 from kubernetes import client
 
 from deploy.deployment import Deployment
-from suites.known import known_defect, release_line
+from images.dagster import validate_dagster_version
+from suites.known import known_defect
 from workloads.locations.conformance.definitions import HOG_JOB
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c20]
@@ -49,7 +50,7 @@ def test_an_oomkilled_run_worker_fails_its_run_within_the_poll_interval_naming_o
                     "a step pod, so no op can take memory in the run worker itself")
     if not settings.run_monitoring:
         pytest.skip(f"the instance in {dagster.namespace} has no run monitoring, which notices a lost run worker")
-    if release_line(dagster.webserver.version()) < (1, 13):
+    if validate_dagster_version(dagster.webserver.version())[0] < 13:  # (minor, patch) of 1.X.Y
         request.applymarker(NAMES_NO_REASON_BEFORE_1_13)
     run_id = dagster.webserver.launch_run(HOG_JOB, settings.code_locations[0].name, tags=TAGS)
 

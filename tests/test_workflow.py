@@ -45,12 +45,15 @@ def test_the_linter_catches_a_broken_workflow(actionlint: Path, tmp_path: Path) 
     assert done.returncode != 0 and "combinatoin" in done.stdout
 
 
+def _jobs() -> dict[str, dict]:
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]
+
+
 def _dkc_commands() -> list[list[str]]:
     """Every ``dkc`` command line in the workflow's run scripts, up to ``--`` (the rest goes to pytest) or a
     redirection, with the workflow's expressions and shell variables as placeholders."""
-    jobs = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"].values()
     found = []
-    for step in (step for job in jobs for step in job["steps"]):
+    for step in (step for job in _jobs().values() for step in job["steps"]):
         for line in step.get("run", "").splitlines():
             match = re.search(r"(?:\./dkc|\.venv/bin/dkc) (.*)", line)
             if match:
@@ -68,6 +71,6 @@ def test_every_dkc_command_in_the_workflow_parses() -> None:
 
 
 def test_the_workflow_matrices_are_the_versions_the_suite_is_tested_on() -> None:
-    jobs = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]
+    jobs = _jobs()
     assert tuple(jobs["conformance"]["strategy"]["matrix"]["dagster"]) == TESTED_DAGSTER_VERSIONS
     assert tuple(jobs["kubernetes"]["strategy"]["matrix"]["k8s"]) == TESTED_K8S_VERSIONS
