@@ -48,6 +48,15 @@ def test_the_combinations_overlap_on_workers_unless_the_pytest_arguments_choose(
     assert distribution("--", "-p", "no:xdist") == []
 
 
+def test_a_module_the_proxy_refused_is_named() -> None:
+    stderr = ("\tserver response: This module version is not available.\n"
+              "/root/go/pkg/mod/k8s.io/kubernetes@v1.32.13/pkg/controller/endpointslice/endpointslice_controller.go:45:2:"
+              " k8s.io/endpointslice@v0.32.13: reading https://proxy.example/k8s.io/endpointslice/@v/v0.32.13.zip: "
+              "403 Forbidden\n\tserver response: This module version is not available.\n")
+    assert build.refused_modules(stderr) == ["k8s.io/endpointslice@v0.32.13"]
+    assert build.refused_modules("cmd/kubelet: undefined: foo") == []
+
+
 def test_staging_modules_are_replaced_by_their_published_releases() -> None:
     go_mod = ("replace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n"
               "\tk8s.io/kubectl => ./staging/src/k8s.io/kubectl\n)\n")

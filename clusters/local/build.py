@@ -37,6 +37,7 @@ KUBERNETES_BINARIES = (
 )
 # Bump when the way we build changes, so old cache entries are not reused.
 RECIPE_REVISION = "1"
+_REFUSED_RE = re.compile(r"(\S+@v[^\s:]+): reading \S+: 4\d\d ")
 _VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
 _STAGING_RE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
 
@@ -82,9 +83,18 @@ def _run_go(args: list[str], cwd: Path | None) -> str:
         raise PreflightError("Go is not installed: install Go >= 1.24 (e.g. apt-get install golang) and retry")
     proc = subprocess.run(["go", *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
     if proc.returncode != 0:
+        unserved = refused_modules(proc.stderr)
+        if unserved:
+            raise BuildError(f"go {' '.join(args[:3])} failed: the Go module proxy does not serve "
+                             f"{', '.join(unserved)}; pick another patch release (its modules may be served)")
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         raise BuildError(f"go {' '.join(args[:3])} failed: {tail}")
     return proc.stdout
+
+
+def refused_modules(go_stderr: str) -> list[str]:
+    """``module@version`` of each module whose download the proxy refused (4xx), in the order go names them."""
+    return list(dict.fromkeys(_REFUSED_RE.findall(go_stderr)))
 
 
 def module_go_mod(module: str, version: str) -> str:
