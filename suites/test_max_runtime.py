@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from dagster_api.results import RunEvent
 from deploy.deployment import Deployment
 from deploy.helm_values import CHART_CANNOT_RENDER
 from suites.hold import holding
@@ -26,6 +27,31 @@ GRACE_SECONDS = 60  # after FAILURE: the deleted Job's pods get their terminatio
 # The Celery worker's task polls the run every 10 s while its step Job runs and deletes the Job once the run is
 # not STARTED: nothing else removes a step Job of celery-k8s when its run is terminated.
 CELERY_STEP_JOB_DELETED = "Terminating Kubernetes Job because dagster run status is not STARTED"
+
+
+MAX_RUNTIME_ENDS_CANCELED = (
+    "Dagster defect, no upstream issue found: a run over its max runtime sometimes ends CANCELED, not FAILURE "
+    "(so run retries never fire for it): the run worker's RUN_CANCELED comes after the daemon's RUN_FAILURE")
+
+# The daemon's own RUN_FAILURE for a run over its max runtime (run_monitoring.check_run_timeout).
+DAEMON_FAILURE = "Exceeded maximum runtime"
+
+
+def canceled_after_the_daemons_failure(events: list[RunEvent]) -> str:
+    """How the run worker's RUN_CANCELED overwrote the daemon's RUN_FAILURE, or "" if it did not.
+
+    Dagster's race, read from its source: the daemon reports RUN_CANCELING, has the launcher terminate the run,
+    then reports RUN_FAILURE; the run worker, interrupted meanwhile, reads the run's status and, still seeing
+    CANCELING, reports RUN_CANCELED. The last status event is the run's status."""
+    failures = [e for e in events if e.event_type == "RUN_FAILURE" and DAEMON_FAILURE in e.message]
+    if not failures:
+        return ""
+    canceled = [e for e in events[events.index(failures[-1]) + 1:] if e.event_type == "RUN_CANCELED"]
+    if not canceled:
+        return ""
+    return (f"the daemon's RUN_FAILURE ({failures[-1].message!r}) was followed "
+            f"{canceled[-1].timestamp - failures[-1].timestamp:.1f}s later by the run worker's RUN_CANCELED "
+            f"({canceled[-1].message!r}), which is the run's end")
 
 
 def why_left(deployment: Deployment, run_id: str) -> str:
@@ -51,16 +77,24 @@ def test_a_run_over_its_max_runtime_ends_failure_in_time_and_leaves_nothing_runn
     wanted = {} if set_by == "run-tag" else {"run_monitoring_max_runtime_seconds": MAX_RUNTIME_SECONDS}
 
     with instance_with(dagster, **wanted) as deployment, holding(deployment, tags=tags) as run_id:
-        status = deployment.webserver.wait_for_run_status(run_id, ["FAILURE"], timeout=bound + 2 * MARGIN_SECONDS)
+        # CANCELED is waited for too, so that the run's end in time and what it leaves are checked either way.
+        status = deployment.webserver.wait_for_run_status(run_id, ["FAILURE", "CANCELED"],
+                                                          timeout=bound + 2 * MARGIN_SECONDS)
         run = deployment.webserver.run(run_id)
         ran = (run.end_time or time.time()) - (run.start_time or time.time())
-        record_property("start_to_failure_seconds", f"{ran:.1f}")
+        record_property("start_to_end_seconds", f"{ran:.1f}")
         left = deployment.running_after(run_id, GRACE_SECONDS)
+        overwritten = canceled_after_the_daemons_failure(deployment.webserver.run_events(run_id))
 
-    assert status.value == "FAILURE"
     assert ran <= bound + MARGIN_SECONDS, (
-        f"run {run_id} FAILURE {ran:.0f}s after it started; promised within its max runtime {MAX_RUNTIME_SECONDS}s "
-        f"+ the poll interval {settings.run_monitoring_poll_interval_seconds}s + {MARGIN_SECONDS}s")
-    assert not left, (f"{GRACE_SECONDS}s after run {run_id} was FAILURE, still running: {'; '.join(left)}"
+        f"run {run_id} {status.value} {ran:.0f}s after it started; promised within its max runtime "
+        f"{MAX_RUNTIME_SECONDS}s + the poll interval {settings.run_monitoring_poll_interval_seconds}s "
+        f"+ {MARGIN_SECONDS}s")
+    assert not left, (f"{GRACE_SECONDS}s after run {run_id} was {status.value}, still running: {'; '.join(left)}"
                       f"{why_left(dagster, run_id)}")
+    if status.value == "CANCELED" and overwritten:
+        # Intermittent (most runs end FAILURE), so not a strict xfail: it is reported only when it happened.
+        pytest.xfail(f"{MAX_RUNTIME_ENDS_CANCELED}; seen on run {run_id}: {overwritten}")
+    assert status.value == "FAILURE", (
+        f"run {run_id} over its max runtime ended {status.value}, not FAILURE{dagster.webserver.cause_of(run_id)}")
     print(f"run {run_id} FAILURE {ran:.1f}s after it started (max runtime {MAX_RUNTIME_SECONDS}s); nothing left")

@@ -113,3 +113,16 @@ def test_an_api_exception_keeps_its_status_message_and_drops_the_headers() -> No
     assert python_error_text({"message": raw, "causes": []}) == (
         "DagsterK8sUnrecoverableAPIError: Unexpected error caused by ForbiddenException: (403) "
         'Reason: Forbidden jobs.batch is forbidden: User "system:serviceaccount:ns:sa" cannot create resource "jobs"')
+
+
+def test_a_run_worker_cancel_after_the_daemons_max_runtime_failure_is_named_and_nothing_else_is() -> None:
+    from suites.test_max_runtime import canceled_after_the_daemons_failure
+
+    canceling = event("RUN_CANCELING", "Canceling due to exceeding maximum runtime of 20 seconds.", timestamp=10.0)
+    failure = event("RUN_FAILURE", "Exceeded maximum runtime of 20 seconds.", timestamp=11.0)
+    canceled = event("RUN_CANCELED", "Execution of run for \"hold\" canceled.", timestamp=13.0)
+    said = canceled_after_the_daemons_failure([canceling, failure, canceled])
+    assert "2.0s later by the run worker's RUN_CANCELED" in said and "Exceeded maximum runtime" in said
+    assert canceled_after_the_daemons_failure([canceling, canceled, failure]) == ""  # FAILURE is the end
+    assert canceled_after_the_daemons_failure([canceling, canceled]) == ""  # no failure of the daemon's
+    assert canceled_after_the_daemons_failure([event("RUN_FAILURE", "Steps failed: ['hold']."), canceled]) == ""
