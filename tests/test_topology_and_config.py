@@ -107,3 +107,25 @@ def test_every_component_has_its_own_kubeconfig_identity() -> None:
     assert users["scheduler"].endswith("scheduler.crt")
     assert users["kubelet-dkc-control-plane"].endswith("kubelet-dkc-control-plane.crt")
     assert all(kc["clusters"][0]["cluster"]["server"] == topo.server for kc in kubeconfigs.values())
+
+
+def test_a_cgroup_removed_while_its_processes_are_read_counts_as_empty(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    import errno as errnos
+
+    from clusters.local import host
+
+    pod = tmp_path / "dkc-dkc" / "kubepods" / "pod1"
+    pod.mkdir(parents=True)
+    (tmp_path / "dkc-dkc" / "cgroup.procs").write_text("41\n")
+    (pod / "cgroup.procs").write_text("42\n")
+    monkeypatch.setattr(host, "cgroup_hierarchies", lambda: [tmp_path])
+    real_read = Path.read_text
+
+    def half_removed(self: Path, *args: object, **kwargs: object) -> str:
+        if self.parent == pod:  # cgroup v1 answers ENODEV for a directory being removed
+            raise OSError(errnos.ENODEV, "No such device")
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", half_removed)
+    assert host.cgroup_pids(Topology("dkc")) == {41}

@@ -13,6 +13,7 @@ A cluster owns exactly these things, all named after it:
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import signal
@@ -186,7 +187,10 @@ def cgroup_pids(topology: Topology) -> set[int]:
     for directory in cgroup_dirs(topology):
         try:
             pids |= {int(x) for x in (directory / "cgroup.procs").read_text().split()}
-        except (FileNotFoundError, ProcessLookupError):
+        except OSError as exc:
+            # a pod's cgroup removed while it is read: gone (ENOENT), or half-removed (ENODEV on cgroup v1)
+            if exc.errno not in (errno.ENOENT, errno.ESRCH, errno.ENODEV):
+                raise
             continue
     return pids
 
