@@ -38,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--context", default=None, help="kubeconfig context (existing provider)")
     group.addoption("--k8s-version", default=None, help="Kubernetes version for local/kind, e.g. v1.34.4")
     group.addoption("--nodes", type=int, default=1, help="node count (default: 1)")
+    group.addoption("--kind-node-image", default=None,
+                    help="kind: a node image instead of the one built here (e.g. kindest/node:v1.34.0)")
     group.addoption("--keep", action="store_true", help="keep the cluster and test namespaces for debugging")
     group.addoption("--dagster-version", default=DAGSTER_VERSION,
                     help="Dagster release to deploy (default: %(default)s)")
@@ -78,6 +80,7 @@ def provider_options(config: pytest.Config) -> ProviderOptions:
         name=config.getoption("--cluster-name"), kubeconfig=config.getoption("--kubeconfig"),
         context=config.getoption("--context"), k8s_version=config.getoption("--k8s-version"),
         node_count=config.getoption("--nodes"), keep=config.getoption("--keep"),
+        node_image=config.getoption("--kind-node-image"),
         dagster_namespace=config.getoption("--dagster-namespace") if config.getoption("--dagster") == "existing"
         else None,
     )

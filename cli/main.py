@@ -37,6 +37,8 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (existing provider)")
     parser.add_argument("--k8s-version", help="Kubernetes version, e.g. v1.34.4 (local, kind)")
     parser.add_argument("--nodes", type=int, default=1, help="node count (default: 1)")
+    parser.add_argument("--kind-node-image", help="kind: a node image to use instead of the one built here "
+                        "(e.g. kindest/node:v1.34.0; Docker pulls it)")
     parser.add_argument("--keep", action="store_true", help="keep whatever was made, even after a failure")
 
 
@@ -86,7 +88,8 @@ DEFAULT_WORKERS = 3  # the combinations overlap: most of a test is waiting on th
 
 def options_from(args: argparse.Namespace) -> ProviderOptions:
     return ProviderOptions(name=args.name, kubeconfig=args.kubeconfig, context=args.context,
-                           k8s_version=args.k8s_version, node_count=args.nodes, keep=args.keep)
+                           k8s_version=args.k8s_version, node_count=args.nodes, keep=args.keep,
+                           node_image=args.kind_node_image)
 
 
 def pytest_argv(args: argparse.Namespace, paths: list[str], extra: list[str]) -> list[str]:
@@ -99,6 +102,8 @@ def pytest_argv(args: argparse.Namespace, paths: list[str], extra: list[str]) ->
         argv.append(f"--context={args.context}")
     if args.k8s_version:
         argv.append(f"--k8s-version={args.k8s_version}")
+    if args.kind_node_image:
+        argv.append(f"--kind-node-image={args.kind_node_image}")
     if args.keep:
         argv.append("--keep")
     extra = [a for a in extra if a != "--"]

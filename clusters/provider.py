@@ -85,5 +85,7 @@ class ProviderOptions:
     k8s_version: str | None = None
     node_count: int = 1
     keep: bool = False
+    # kind: a node image to use instead of the one built here (e.g. kindest/node:v1.34.0, pulled by Docker).
+    node_image: str | None = None
     # Testing a Dagster someone else deployed in this namespace: the suite needs access there, not cluster-wide.
     dagster_namespace: str | None = None

@@ -8,7 +8,7 @@ import pytest
 
 from cli.main import build_parser, main, pytest_argv
 from clusters import ClusterError, PreflightError, ProviderOptions, get_provider
-from clusters.kind import config_file, create_command
+from clusters.kind import cluster_config, create_command, without_forward
 from clusters.local import build
 
 
@@ -67,7 +67,20 @@ def test_staging_modules_are_replaced_by_their_published_releases() -> None:
     assert "replace k8s.io/api => k8s.io/api v0.34.4" in text
 
 
-def test_kind_uses_the_multi_node_config_for_more_than_one_node() -> None:
-    assert config_file(1).name == "single.yaml" and config_file(3).name == "multi.yaml"
-    argv = create_command("dkc", config_file(1), Path("/tmp/kc"), "v1.34.4")
-    assert argv[-2:] == ["--image", "kindest/node:v1.34.4"]
+def test_kind_config_has_one_control_plane_and_the_rest_workers() -> None:
+    assert cluster_config(1).count("role: control-plane") == 1 and "worker" not in cluster_config(1)
+    three = cluster_config(3)
+    assert three.count("role: control-plane") == 1 and three.count("role: worker") == 2
+    with pytest.raises(ClusterError, match="at least 1"):
+        cluster_config(0)
+    argv = create_command("dkc", Path("/tmp/c.yaml"), Path("/tmp/kc"), "local/kind-node:v1.34.4-abc")
+    assert argv[argv.index("--image") + 1] == "local/kind-node:v1.34.4-abc"
+
+
+def test_kind_coredns_loses_its_forward_block_and_nothing_else() -> None:
+    corefile = (".:53 {\n    errors\n    kubernetes cluster.local in-addr.arpa {\n       pods insecure\n    }\n"
+                "    forward . /etc/resolv.conf {\n       max_concurrent 1000\n    }\n    cache 30\n    reload\n}\n")
+    patched = without_forward(corefile)
+    assert "forward" not in patched and "max_concurrent" not in patched
+    assert "pods insecure" in patched and "cache 30" in patched and patched.count("{") == patched.count("}")
+    assert without_forward(".:53 {\n    forward . 8.8.8.8\n    reload\n}\n") == ".:53 {\n    reload\n}\n"

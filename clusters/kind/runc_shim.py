@@ -43,7 +43,11 @@ def withheld(status_text: str) -> set[str]:
 
 def patch_spec(spec: dict, missing: set[str]) -> bool:
     """Remove ``missing`` capabilities and a negative oomScoreAdj from an OCI spec, in place; True if it changed."""
-    process = spec.get("process") or {}
+    return patch_process(spec.get("process") or {}, missing)
+
+
+def patch_process(process: dict, missing: set[str]) -> bool:
+    """The same for one OCI process (a spec's ``process``, or the file ``runc exec --process`` reads)."""
     changed = False
     capabilities = process.get("capabilities") or {}
     for cap_set in CAP_SETS:
@@ -57,25 +61,43 @@ def patch_spec(spec: dict, missing: set[str]) -> bool:
     return changed
 
 
+def _flag_value(argv: list[str], long: str, short: str) -> Path | None:
+    """The value of ``--long V``, ``-s V`` or ``--long=V`` in argv, if given."""
+    for index, word in enumerate(argv):
+        if word in (long, short) and index + 1 < len(argv):
+            return Path(argv[index + 1])
+        if word.startswith(f"{long}="):
+            return Path(word.split("=", 1)[1])
+    return None
+
+
 def bundle_of(argv: list[str]) -> Path | None:
     """The bundle directory of a ``create``/``run`` call (``--bundle DIR``, ``-b DIR`` or ``--bundle=DIR``)."""
     if not any(word in ("create", "run") for word in argv):
         return None
-    for index, word in enumerate(argv):
-        if word in ("--bundle", "-b") and index + 1 < len(argv):
-            return Path(argv[index + 1])
-        if word.startswith("--bundle="):
-            return Path(word.split("=", 1)[1])
-    return Path.cwd()  # runc's default bundle is the working directory
+    return _flag_value(argv, "--bundle", "-b") or Path.cwd()  # runc's default bundle is the working directory
+
+
+def process_file_of(argv: list[str]) -> Path | None:
+    """The process file of an ``exec`` call (``--process FILE``, ``-p FILE`` or ``--process=FILE``): docker exec
+    passes the new process's capabilities there, not in the bundle."""
+    return _flag_value(argv, "--process", "-p") if "exec" in argv else None
+
+
+def _rewrite(path: Path, patch) -> None:
+    if path.is_file():
+        document = json.loads(path.read_text())
+        if patch(document, withheld(Path("/proc/self/status").read_text())):
+            path.write_text(json.dumps(document))
 
 
 def main(argv: list[str]) -> None:
     bundle = bundle_of(argv)
-    if bundle is not None and (bundle / "config.json").is_file():
-        config = bundle / "config.json"
-        spec = json.loads(config.read_text())
-        if patch_spec(spec, withheld(Path("/proc/self/status").read_text())):
-            config.write_text(json.dumps(spec))
+    if bundle is not None:
+        _rewrite(bundle / "config.json", patch_spec)
+    process_file = process_file_of(argv)
+    if process_file is not None:
+        _rewrite(process_file, patch_process)
     os.execvp(RUNC, [RUNC, *argv])
 
 
