@@ -53,7 +53,7 @@ def test_docker_exec_process_files_are_patched_too() -> None:
 
 def test_dockerd_we_start_has_no_masquerade_no_upstream_dns_and_the_shim_only_when_needed() -> None:
     argv = docker.dockerd_command("/usr/sbin/dockerd", None)
-    assert "--ip-masq=false" in argv and argv[argv.index("--dns") + 1] == "127.0.0.1"
+    assert "--ip-masq=false" in argv and argv[argv.index("--dns") + 1] == "127.0.0.1" and "--bridge=none" in argv
     assert "--add-runtime" not in argv
     with_shim = docker.dockerd_command("/usr/sbin/dockerd", docker.STATE / "runc-shim")
     assert with_shim[with_shim.index("--default-runtime") + 1] == docker.SHIM_RUNTIME
@@ -62,3 +62,16 @@ def test_dockerd_we_start_has_no_masquerade_no_upstream_dns_and_the_shim_only_wh
 def test_egress_rule_lets_the_nodes_bridge_talk_only_to_itself() -> None:
     assert docker.egress_rule("br-0123456789ab") == ["DOCKER-USER", "-i", "br-0123456789ab", "!", "-o",
                                                      "br-0123456789ab", "-j", "DROP"]
+
+
+def test_what_dockerd_leaves_in_iptables_is_found_and_nothing_else() -> None:
+    listing = "\n".join([
+        "-P FORWARD DROP", "-N DOCKER", "-N DOCKER-ISOLATION-STAGE-1", "-N DOCKER-USER", "-N KUBE-FORWARD",
+        "-A FORWARD -j DOCKER-USER", "-A FORWARD -o br-0220f981b352 -j DOCKER",
+        "-A FORWARD -i docker0 ! -o docker0 -j ACCEPT", "-A FORWARD -j KUBE-FORWARD",
+        "-A DOCKER-USER -j RETURN",
+    ])
+    rules, chains = docker.docker_rules(listing)
+    assert chains == ["DOCKER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-USER"]
+    assert rules == [["FORWARD", "-j", "DOCKER-USER"], ["FORWARD", "-o", "br-0220f981b352", "-j", "DOCKER"],
+                     ["FORWARD", "-i", "docker0", "!", "-o", "docker0", "-j", "ACCEPT"]]

@@ -152,6 +152,7 @@ class KindProvider(Provider):
             if docker.engine_answers():
                 self._run_kind("delete", "cluster", "--name", self.name, "--kubeconfig", str(self._kubeconfig))
                 docker.remove_network()
+            (docker.STATE / f"kind-{self.name}.yaml").unlink(missing_ok=True)
             docker.stop_engine_if_ours()
 
     def load_image(self, archive: Path) -> None:

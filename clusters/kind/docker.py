@@ -49,7 +49,7 @@ def withheld_capabilities() -> set[str]:
 
 def dockerd_command(dockerd: str, shim: Path | None) -> list[str]:
     argv = [dockerd, "--data-root", str(STATE / "data"), "--exec-root", "/run/dkc-docker",
-            "--pidfile", str(STATE / "dockerd.pid"), "--ip-masq=false", "--dns", "127.0.0.1"]
+            "--pidfile", str(STATE / "dockerd.pid"), "--ip-masq=false", "--dns", "127.0.0.1", "--bridge=none"]
     if shim is not None:
         argv += ["--add-runtime", f"{SHIM_RUNTIME}={shim}", "--default-runtime", SHIM_RUNTIME]
     return argv
@@ -113,7 +113,34 @@ def stop_engine_if_ours() -> None:
         else:
             wait_for(f"dockerd (pid {pid}) to exit", lambda: Observation(not _alive(pid), f"pid {pid} alive"),
                      timeout=60, interval=0.5)
+        remove_docker_chains()
         MARKER.unlink(missing_ok=True)
+
+
+def docker_rules(listing: str) -> tuple[list[list[str]], list[str]]:
+    """From ``iptables -S`` of one table: the rules dockerd put in the built-in chains (to delete, as -D argument
+    lists) and its own chains (to flush and delete). dockerd leaves both behind when it stops."""
+    rules, chains = [], []
+    for line in listing.splitlines():
+        words = line.split()
+        if words[:1] == ["-N"] and words[1].startswith("DOCKER"):
+            chains.append(words[1])
+        elif words[:1] == ["-A"] and not words[1].startswith("DOCKER") and any(
+                word.startswith("DOCKER") or word == "docker0" for word in words[2:]):
+            rules.append(words[1:])
+    return rules, chains
+
+
+def remove_docker_chains() -> None:
+    """What a dockerd we started left in iptables (it does not remove its chains on exit)."""
+    for table in ("filter", "nat"):
+        listing = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
+        rules, chains = docker_rules(listing)
+        for rule in rules:
+            subprocess.run(["iptables", "-w", "-t", table, "-D", *rule], capture_output=True)
+        for action in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(["iptables", "-w", "-t", table, action, chain], capture_output=True)
 
 
 def _alive(pid: int) -> bool:
