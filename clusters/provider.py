@@ -14,6 +14,8 @@ T = TypeVar("T")
 
 PROVIDERS = ("local", "kind", "existing")
 DEFAULT_CLUSTER_NAME = "dkc"
+# On a cluster of more than one node, the node the suite's run pods must land on (C9): a label no node has by itself.
+RUN_NODE_LABEL = "dkc.dagster.io/run-node"
 
 
 @dataclass

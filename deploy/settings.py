@@ -79,6 +79,15 @@ INSTANCE_RUN_K8S_CONFIG: dict[str, Any] = {
 }
 
 
+def run_k8s_config_for(run_node_label: str | None) -> dict[str, Any]:
+    """The instance's run_k8s_config; on a cluster with a node labelled ``run_node_label`` (more than one node),
+    its node selector names that label, so C9 sees run pods land there and only there."""
+    config = {key: dict(value) for key, value in INSTANCE_RUN_K8S_CONFIG.items()}
+    if run_node_label:
+        config["pod_spec_config"] = {"node_selector": {run_node_label: "true"}}
+    return config
+
+
 @dataclass(frozen=True)
 class ObjectNames:
     """The objects the suites address by name: ours by default, found by label in someone else's deployment."""

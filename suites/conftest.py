@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 
 from chaos.faults import ControlPlane
+from clusters.provider import RUN_NODE_LABEL
 from common.errors import DkcError
 from deploy import helm_deploy
 from deploy.access import missing_access
@@ -28,6 +29,7 @@ from deploy.settings import (
     TEST_ENV_SECRET,
     DeploymentSettings,
     location_secret_value,
+    run_k8s_config_for,
 )
 from images.dagster import check_dagster_version
 from observation.kube import watch_until
@@ -56,6 +58,12 @@ def namespace(kube: client.ApiClient, request: pytest.FixtureRequest) -> Iterato
             core.delete_namespace(name, propagation_policy="Foreground")
 
 
+def run_node_label(api: client.ApiClient) -> str | None:
+    """RUN_NODE_LABEL when some node carries it (a cluster of more than one node made by the suite), else None."""
+    labelled = client.CoreV1Api(api).list_node(label_selector=RUN_NODE_LABEL, _request_timeout=10).items
+    return RUN_NODE_LABEL if labelled else None
+
+
 class DeploymentPool:
     """Deploys each launcher/executor combination once per session (per xdist worker), on first use; or, with
     ``--dagster existing``, describes the Dagster someone else deployed as each combination it serves."""
@@ -67,7 +75,8 @@ class DeploymentPool:
         self.keep: bool = config.getoption("--keep")
         self.shape = {"webserver_replicas": config.getoption("--webserver-replicas"),
                       "celery_worker_replicas": config.getoption("--celery-workers"),
-                      "celery_worker_concurrency": config.getoption("--celery-concurrency")}
+                      "celery_worker_concurrency": config.getoption("--celery-concurrency"),
+                      "run_k8s_config": run_k8s_config_for(run_node_label(api))}
         # --dagster helm: the official chart, installed per combination in dkc-helm-<combination> (None: our manifests)
         self.chart: tuple[Path, Path | None] | None = (
             (config.getoption("--chart"), config.getoption("--helm-values"))

@@ -3,7 +3,9 @@
 - the instance's run_k8s_config (resources, nodeSelector) reaches run pods;
 - a job's `dagster-k8s/config` tag overrides the instance's resources (and keeps its nodeSelector);
 - an op's `dagster-k8s/config` tag reaches the pod of its step;
-- step pods inherit the run pod's settings that come from the instance (resources, nodeSelector).
+- step pods inherit the run pod's settings that come from the instance (resources, nodeSelector);
+- every such pod ran on a node the nodeSelector selects: on a cluster of several nodes the suite's instance selects
+  the one node labelled dkc.dagster.io/run-node, so the pods land there and only there.
   A job's own `dagster-k8s/config` tag is documented to configure the run pod only, not the step pods
   of k8s_job_executor (Dagster docs, "Customizing your Kubernetes deployment"; PR #10591, #12308), so
   inheritance is checked on a job without such a tag.
@@ -56,6 +58,15 @@ def selects(have: dict[str, str], want: dict[str, str]) -> bool:
     return all(have.get(key) == value for key, value in want.items())
 
 
+def assert_ran_on_a_selected_node(api: client.ApiClient, pod: client.V1Pod) -> None:
+    """The node the pod ran on carries every label of the pod's nodeSelector."""
+    assert pod.spec.node_name, f"pod {pod.metadata.name} was never scheduled"
+    labels = client.CoreV1Api(api).read_node(pod.spec.node_name, _request_timeout=10).metadata.labels or {}
+    selector = node_selector_of(pod)
+    assert selects(labels, selector), (
+        f"pod {pod.metadata.name} ran on node {pod.spec.node_name}, whose labels lack its nodeSelector {selector}")
+
+
 def one_run_pod(found: RunFootprint) -> client.V1Pod:
     names = [p.metadata.name for p in found.run_pods]
     assert len(names) == 1, f"expected one run pod for {found.run_id}: {names}"
@@ -78,6 +89,7 @@ def test_instance_run_k8s_config_reaches_run_pods(dagster: Deployment) -> None:
         f"run pod {pod.metadata.name} has resources {resources_of(pod)}, the instance sets {resources}")
     assert selects(node_selector_of(pod), node_selector), (
         f"run pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, the instance sets {node_selector}")
+    assert_ran_on_a_selected_node(dagster.api, pod)
 
 
 def test_a_job_tag_overrides_the_instance_resources_of_its_run_pod(dagster: Deployment,
@@ -118,3 +130,4 @@ def test_step_pods_inherit_the_run_pods_settings_from_the_instance(dagster: Depl
         assert selects(node_selector_of(pod), instance_node_selector(dagster)), (
             f"step pod {pod.metadata.name} has nodeSelector {node_selector_of(pod)}, the instance "
             f"{instance_node_selector(dagster)}")
+        assert_ran_on_a_selected_node(dagster.api, pod)

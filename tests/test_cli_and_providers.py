@@ -10,6 +10,8 @@ from cli.main import build_parser, main, pytest_argv
 from clusters import ClusterError, PreflightError, ProviderOptions, get_provider
 from clusters.kind import cluster_config, create_command, without_forward
 from clusters.local import build
+from clusters.provider import RUN_NODE_LABEL
+from deploy.settings import INSTANCE_RUN_K8S_CONFIG, run_k8s_config_for
 
 
 def test_unknown_provider_is_one_clear_line() -> None:
@@ -71,6 +73,8 @@ def test_kind_config_has_one_control_plane_and_the_rest_workers() -> None:
     assert cluster_config(1).count("role: control-plane") == 1 and "worker" not in cluster_config(1)
     three = cluster_config(3)
     assert three.count("role: control-plane") == 1 and three.count("role: worker") == 2
+    assert three.count(RUN_NODE_LABEL) == 1 and three.index(RUN_NODE_LABEL) > three.index("role: worker")
+    assert RUN_NODE_LABEL not in cluster_config(1)
     with pytest.raises(ClusterError, match="at least 1"):
         cluster_config(0)
     argv = create_command("dkc", Path("/tmp/c.yaml"), Path("/tmp/kc"), "local/kind-node:v1.34.4-abc")
@@ -84,3 +88,11 @@ def test_kind_coredns_loses_its_forward_block_and_nothing_else() -> None:
     assert "forward" not in patched and "max_concurrent" not in patched
     assert "pods insecure" in patched and "cache 30" in patched and patched.count("{") == patched.count("}")
     assert without_forward(".:53 {\n    forward . 8.8.8.8\n    reload\n}\n") == ".:53 {\n    reload\n}\n"
+
+
+def test_the_instance_selects_the_run_node_only_on_a_cluster_that_has_one() -> None:
+    assert run_k8s_config_for(None) == INSTANCE_RUN_K8S_CONFIG
+    labelled = run_k8s_config_for(RUN_NODE_LABEL)
+    assert labelled["pod_spec_config"] == {"node_selector": {RUN_NODE_LABEL: "true"}}
+    assert labelled["container_config"] == INSTANCE_RUN_K8S_CONFIG["container_config"]
+    assert INSTANCE_RUN_K8S_CONFIG["pod_spec_config"] == {"node_selector": {"kubernetes.io/os": "linux"}}

@@ -18,7 +18,7 @@ from kubernetes import client
 from clusters.errors import ClusterError
 from clusters.kind import docker
 from clusters.local import build
-from clusters.provider import ClusterInfo, ClusterStatus, Provider, ProviderOptions
+from clusters.provider import RUN_NODE_LABEL, ClusterInfo, ClusterStatus, Provider, ProviderOptions
 from clusters.readiness import api_client, server_version, wait_ready
 from common.errors import clean_up_after
 from common.progress import phase, say
@@ -27,12 +27,16 @@ _FORWARD_RE = re.compile(r"^[ \t]*forward[ \t]+\.[^\n{]*(\{[^}]*\})?[ \t]*\n", r
 
 
 def cluster_config(node_count: int) -> str:
-    """One control plane, the rest workers: with more than one node, pods of one run can land apart."""
+    """One control plane, the rest workers: with more than one node, pods of one run can land apart. The first
+    worker carries RUN_NODE_LABEL, the node the suite's instance sends run pods to (C9)."""
     if node_count < 1:
         raise ClusterError(f"--nodes must be at least 1, not {node_count}")
-    roles = ["control-plane"] + ["worker"] * (node_count - 1)
-    lines = ["kind: Cluster", "apiVersion: kind.x-k8s.io/v1alpha4", "nodes:"]
-    return "\n".join(lines + [f"  - role: {role}" for role in roles]) + "\n"
+    lines = ["kind: Cluster", "apiVersion: kind.x-k8s.io/v1alpha4", "nodes:", "  - role: control-plane"]
+    for index in range(1, node_count):
+        lines.append("  - role: worker")
+        if index == 1:
+            lines += ["    labels:", f'      {RUN_NODE_LABEL}: "true"']
+    return "\n".join(lines) + "\n"
 
 
 def create_command(name: str, config: Path, kubeconfig: Path, image: str) -> list[str]:
