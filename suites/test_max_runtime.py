@@ -31,27 +31,31 @@ CELERY_STEP_JOB_DELETED = "Terminating Kubernetes Job because dagster run status
 
 MAX_RUNTIME_ENDS_CANCELED = (
     "Dagster defect, no upstream issue found: a run over its max runtime sometimes ends CANCELED, not FAILURE "
-    "(so run retries never fire for it): the run worker's RUN_CANCELED comes after the daemon's RUN_FAILURE")
+    "(so run retries never fire for it): the run worker's RUN_CANCELED races the daemon's RUN_FAILURE and its "
+    "status update lands last")
 
 # The daemon's own RUN_FAILURE for a run over its max runtime (run_monitoring.check_run_timeout).
 DAEMON_FAILURE = "Exceeded maximum runtime"
 
 
 def canceled_after_the_daemons_failure(events: list[RunEvent]) -> str:
-    """How the run worker's RUN_CANCELED overwrote the daemon's RUN_FAILURE, or "" if it did not.
+    """How the run worker's RUN_CANCELED raced the daemon's RUN_FAILURE, or "" if they did not both end the run.
 
     Dagster's race, read from its source: the daemon reports RUN_CANCELING, has the launcher terminate the run,
     then reports RUN_FAILURE; the run worker, interrupted meanwhile, reads the run's status and, still seeing
-    CANCELING, reports RUN_CANCELED. The last status event is the run's status."""
+    CANCELING, reports RUN_CANCELED. Each report stores its event, then sets the run's status with no check of
+    what is there (SqlRunStorage.handle_run_event), so the run ends as whichever status update lands last, in
+    either order of the two events (seen: CANCELED 2 s after FAILURE; CANCELED stored first, FAILURE 0.4 s earlier
+    by its timestamp but stored second)."""
     failures = [e for e in events if e.event_type == "RUN_FAILURE" and DAEMON_FAILURE in e.message]
-    if not failures:
+    canceled = [e for e in events if e.event_type == "RUN_CANCELED"]
+    if not failures or not canceled:
         return ""
-    canceled = [e for e in events[events.index(failures[-1]) + 1:] if e.event_type == "RUN_CANCELED"]
-    if not canceled:
-        return ""
-    return (f"the daemon's RUN_FAILURE ({failures[-1].message!r}) was followed "
-            f"{canceled[-1].timestamp - failures[-1].timestamp:.1f}s later by the run worker's RUN_CANCELED "
-            f"({canceled[-1].message!r}), which is the run's end")
+    failure, cancel = failures[-1], canceled[-1]
+    stored = "after" if events.index(cancel) > events.index(failure) else "before"
+    return (f"both ended the run: the daemon's RUN_FAILURE ({failure.message!r}) and the run worker's RUN_CANCELED "
+            f"({cancel.message!r}), stored {stored} it, {cancel.timestamp - failure.timestamp:+.1f}s by their "
+            f"timestamps; the CANCELED status update landed last")
 
 
 def why_left(deployment: Deployment, run_id: str) -> str:
