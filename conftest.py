@@ -26,7 +26,7 @@ from reports.allure_files import ReportEnvironment
 from reports.evidence import AllureRecorder
 from reports.launches import LAUNCHES
 from reports.plugin import without_group
-from reports.session import ReportSession, WorkerRedaction, report_session
+from reports.session import ReportSession, WorkerRedaction, record_environment
 from suites.scheduling import CombinationScheduling
 
 
@@ -181,12 +181,10 @@ def cluster_provider(pytestconfig: pytest.Config) -> tuple[Provider, ClusterInfo
 def cluster(cluster_provider: tuple[Provider, ClusterInfo], pytestconfig: pytest.Config) -> ClusterInfo:
     """A ready cluster: nodes Ready, CoreDNS available, the default ServiceAccount present."""
     info = cluster_provider[1]
-    report = report_session(pytestconfig)
-    if report:
-        report.environment = ReportEnvironment(
-            cluster_provider=info.provider, kubernetes_version=info.kubernetes_version or "unknown",
-            node_count=info.node_count, dagster_version=pytestconfig.getoption("--dagster-version"),
-            combinations=pytestconfig.getoption("--combination") or list(COMBINATIONS))
+    record_environment(pytestconfig, ReportEnvironment(
+        cluster_provider=info.provider, kubernetes_version=info.kubernetes_version or "unknown",
+        node_count=info.node_count, dagster_version=pytestconfig.getoption("--dagster-version"),
+        combinations=pytestconfig.getoption("--combination") or list(COMBINATIONS)))
     return info
 
 

@@ -23,6 +23,15 @@ from reports.redact import REDACTOR
 
 MATRIX_RECORDS = "matrix.jsonl"
 MATRIX = "matrix.md"
+ENVIRONMENT_KEY = "dkc-report-environment"
+
+
+def environment_to_dict(environment: ReportEnvironment) -> dict[str, object]:
+    """The environment as plain data, for xdist's workeroutput (which carries only what execnet can serialize)."""
+    return {"cluster_provider": environment.cluster_provider, "kubernetes_version": environment.kubernetes_version,
+            "node_count": environment.node_count, "dagster_version": environment.dagster_version,
+            "combinations": list(environment.combinations), "git_revision": environment.git_revision,
+            "extra": dict(environment.extra)}
 
 
 class ReportSession(MatrixRecorder):
@@ -53,6 +62,13 @@ class ReportSession(MatrixRecorder):
         print(f"\ndkc: conformance matrix {matrix}" + (f" ({len(redacted)} file(s) redacted)" if redacted else ""),
               file=sys.stderr)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        """An xdist worker is done: take its environment if this controller has none yet."""
+        handed = getattr(node, "workeroutput", {}).get(ENVIRONMENT_KEY)
+        if self.environment is None and handed:
+            self.environment = ReportEnvironment(**handed)
+
     def _written(self) -> list[Path]:
         targets = [self.report_dir / name for name in ("junit.xml", MATRIX_RECORDS, MATRIX)]
         return [path for path in [*targets, self.alluredir] if path and path.exists()]
@@ -73,6 +89,16 @@ def client_versions(dagster_version: str) -> dict[str, str]:
     if in_image:
         found["Kubernetes client (Dagster image)"] = in_image
     return found
+
+
+def record_environment(config: pytest.Config, environment: ReportEnvironment) -> None:
+    """What the report is made against: kept by this process's report session, or, in an xdist worker (which meets
+    the cluster while the controller writes the report), handed to the controller through xdist's workeroutput."""
+    report = report_session(config)
+    if report is not None:
+        report.environment = environment
+    elif hasattr(config, "workeroutput"):
+        config.workeroutput[ENVIRONMENT_KEY] = environment_to_dict(environment)
 
 
 def report_session(config: pytest.Config) -> ReportSession | None:

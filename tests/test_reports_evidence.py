@@ -102,3 +102,24 @@ def test_a_planted_secret_never_reaches_the_allure_results(tmp_path: Path, xdist
     assert any(name == "feature" and value.startswith("C10 · Env vars") for name, value in labels)
     attachments = [a["name"] for test in tests for s in test["steps"] for a in s.get("attachments", [])]
     assert sorted(attachments) == sorted(["pod log", "env", "pod spec"] * 2)
+
+
+def test_an_xdist_workers_environment_reaches_the_controllers_report() -> None:
+    from types import SimpleNamespace
+
+    from reports.allure_files import ReportEnvironment
+    from reports.session import ENVIRONMENT_KEY, ReportSession, environment_to_dict
+
+    seen = ReportEnvironment(cluster_provider="kind", kubernetes_version="v1.34.4", node_count=3,
+                             dagster_version="1.12.22", combinations=("k8s-job",), git_revision="abc1234")
+    controller = ReportSession(Path("/nonexistent"), None)
+    controller.pytest_testnodedown(SimpleNamespace(workeroutput={}), None)  # a worker that met no cluster
+    assert controller.environment is None
+    controller.pytest_testnodedown(SimpleNamespace(workeroutput={ENVIRONMENT_KEY: environment_to_dict(seen)}), None)
+    assert controller.environment is not None
+    assert controller.environment.properties() == seen.properties()
+
+    from reports.session import record_environment
+    worker = SimpleNamespace(workeroutput={}, pluginmanager=SimpleNamespace(get_plugin=lambda name: None))
+    record_environment(worker, seen)  # a worker has no report session: it hands the environment over
+    assert worker.workeroutput[ENVIRONMENT_KEY] == environment_to_dict(seen)
