@@ -77,7 +77,7 @@ def test_kind_config_has_one_control_plane_and_the_rest_workers() -> None:
     assert RUN_NODE_LABEL not in cluster_config(1)
     with pytest.raises(ClusterError, match="at least 1"):
         cluster_config(0)
-    argv = create_command("dkc", Path("/tmp/c.yaml"), Path("/tmp/kc"), "local/kind-node:v1.34.4-abc")
+    argv = create_command("kind", "dkc", Path("/tmp/c.yaml"), Path("/tmp/kc"), "local/kind-node:v1.34.4-abc")
     assert argv[argv.index("--image") + 1] == "local/kind-node:v1.34.4-abc"
 
 

@@ -8,6 +8,7 @@ upstream image instead (``--kind-node-image kindest/node:v1.34.0``).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -39,8 +40,8 @@ def cluster_config(node_count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_command(name: str, config: Path, kubeconfig: Path, image: str) -> list[str]:
-    return ["kind", "create", "cluster", "--name", name, "--config", str(config), "--kubeconfig", str(kubeconfig),
+def create_command(kind: str, name: str, config: Path, kubeconfig: Path, image: str) -> list[str]:
+    return [kind, "create", "cluster", "--name", name, "--config", str(config), "--kubeconfig", str(kubeconfig),
             "--image", image, "--wait", "180s"]
 
 
@@ -124,7 +125,7 @@ class KindProvider(Provider):
             config.write_text(cluster_config(self.options.node_count))
             self._kubeconfig.parent.mkdir(parents=True, exist_ok=True)
             with phase(f"Creating kind cluster {self.name} ({self.options.node_count} node(s), {image})"):
-                self._create(create_command(self.name, config, self._kubeconfig, image))
+                self._create(create_command(self._kind_binary(), self.name, config, self._kubeconfig, image))
             api = api_client(self._kubeconfig, f"kind-{self.name}")
             _drop_dns_forward(api)
             wait_ready(api, self.options.node_count)
@@ -136,7 +137,6 @@ class KindProvider(Provider):
 
     def _create(self, argv: list[str]) -> None:
         """kind create, its progress lines passed on as they come; a failure names kind's last error line."""
-        argv[0] = self._kind_binary()
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env=_kind_env())
         seen: list[str] = []
@@ -166,7 +166,6 @@ class KindProvider(Provider):
 
 
 def _kind_env() -> dict[str, str]:
-    import os
     return {**os.environ, "KIND_EXPERIMENTAL_DOCKER_NETWORK": docker.NETWORK}
 
 

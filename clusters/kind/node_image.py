@@ -38,6 +38,8 @@ NODE_PACKAGES = (
     "iproute2", "ethtool", "util-linux", "mount", "kmod", "libseccomp2", "pigz", "bash", "ca-certificates", "procps",
     "e2fsprogs", "socat", "jq",
 )
+# kubeadm's static pods name their command without a path.
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 KUBE_PROXY_PACKAGES = ("iptables", "conntrack", "kmod")
 # Debian units a Kubernetes node has no use for (timers that run apt, a getty on a tty nobody has): masked.
 MASKED_UNITS = (
@@ -217,7 +219,7 @@ def cri_base_spec(default_spec: dict) -> dict:
 def _binary_image(reference: str, binary: Path, path: str, entrypoint: list[str] | None = None,
                   base_layers: tuple[Path, ...] = ()) -> tuple[str, Path]:
     spec = oci.ImageSpec(name=reference, entrypoint=entrypoint or [],
-                         env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+                         env={"PATH": IMAGE_PATH})
 
     def layer(out: Path) -> None:
         oci.write_layer_from_files([(path, binary, 0o755)], out)
@@ -251,7 +253,7 @@ def _podnet_image(kubectl: Path) -> tuple[str, Path]:
     base = debian_rootfs("kind-podnet", PODNET_PACKAGES)
     script = PODNET_SCRIPT.encode()
     spec = oci.ImageSpec(name=f"local/dkc-podnet:{inputs_key(script, kubectl.parent.name)}",
-                         env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+                         env={"PATH": IMAGE_PATH})
 
     def layer(out: Path) -> None:
         oci.write_layer_from_files([("/usr/local/bin/kubectl", kubectl, 0o755),
@@ -271,12 +273,11 @@ def _node_files(k8s_version: str, kind_dir: Path, images: dict[str, tuple[str, P
     """(files, links) of the layer that turns the Debian root filesystem into a kind node."""
     k8s = build.ensure_built(build.kubernetes_build(k8s_version))
     kubeadm = build.ensure_built(build.kubeadm_build(k8s_version)) / "kubeadm"
-    names = kubeadm_images(kubeadm, k8s_version)
     base = kind_dir / "images" / "base" / "files"
     files: list[tuple[str, Path | bytes, int]] = [(f"/{path}", base / path, mode) for path, mode in KIND_FILES]
     kind_containerd = (base / "etc" / "containerd" / "config.toml").read_text()
     files += [
-        ("/etc/containerd/config.toml", containerd_config(kind_containerd, names["pause"]).encode(), 0o644),
+        ("/etc/containerd/config.toml", containerd_config(kind_containerd, images["pause"][0]).encode(), 0o644),
         ("/etc/containerd/cri-base.json", json.dumps(cri_base_spec(_default_runtime_spec()), indent=2).encode(),
          0o644),
         ("/usr/bin/kubeadm", kubeadm, 0o755), ("/usr/bin/kubelet", k8s / "kubelet", 0o755),
