@@ -51,9 +51,11 @@ def release(dagster: Deployment, run_id: str) -> None:
             raise
 
 
-def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float = HOLD_START_TIMEOUT) -> float:
+def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float = HOLD_START_TIMEOUT,
+                       or_ended_by: str | None = None) -> float:
     """Until the run's hold op logged that it holds; returns that log entry's time. A run that ends first
-    raises HoldFailed with its first error (e.g. the 403 of a pod that may not watch Jobs)."""
+    raises HoldFailed with its first error (e.g. the 403 of a pod that may not watch Jobs), unless an event's
+    message contains ``or_ended_by``: the fault under test ended it before its op held (returns that event's time)."""
 
     def look() -> Observation[float]:
         events = webserver.run_events(run_id)
@@ -61,6 +63,10 @@ def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float 
             if event.message.startswith(HOLDING_PREFIX):
                 return Observation(True, event.message, event.timestamp)
         status = webserver.run_status(run_id)
+        ended_by = [e for e in events if or_ended_by and or_ended_by in e.message]
+        if status in TERMINAL_RUN_STATUSES and ended_by:
+            return Observation(True, f"ended {status.value} before it held: {ended_by[0].message}",
+                               ended_by[0].timestamp)
         if status in TERMINAL_RUN_STATUSES:
             raise HoldFailed(f"run {run_id} of the hold job ended {status.value} before it held: "
                              f"{first_error(events) or 'no error in its event log'}")
@@ -74,16 +80,16 @@ def wait_until_holding(webserver: DagsterWebserver, run_id: str, timeout: float 
 
 @contextmanager
 def holding(dagster: Deployment, location: str | None = None, tags: dict[str, str] | None = None,
-            run_config: dict[str, Any] | None = None) -> Iterator[str]:
-    """Launch the hold job once the webserver has its location loaded, wait until its op says it holds, yield the
-    run id; release it afterwards whatever happened."""
+            run_config: dict[str, Any] | None = None, or_ended_by: str | None = None) -> Iterator[str]:
+    """Launch the hold job once the webserver has its location loaded, wait until its op says it holds (or the
+    fault named by ``or_ended_by`` ended it first), yield the run id; release it afterwards whatever happened."""
     location = location or dagster.settings.code_locations[0].name
     # A test before may have replaced the location's server: launching while the webserver still reloads it fails
     # with PipelineNotFoundError (seen under the official chart, whose slower probes widen that window).
     dagster.webserver.wait_for_location_loaded(location, LOCATION_LOAD_TIMEOUT)
     run_id = dagster.webserver.launch_run(dagster.job("hold"), location, run_config=run_config, tags=tags)
     try:
-        wait_until_holding(dagster.webserver, run_id)
+        wait_until_holding(dagster.webserver, run_id, or_ended_by=or_ended_by)
         yield run_id
     finally:
         release(dagster, run_id)

@@ -15,7 +15,7 @@ import pytest
 from dagster_api.results import RunEvent
 from deploy.deployment import Deployment
 from deploy.helm_values import CHART_CANNOT_RENDER
-from suites.hold import holding
+from suites.hold import HOLDING_PREFIX, holding
 from suites.instance import instance_with
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c27]
@@ -34,8 +34,10 @@ MAX_RUNTIME_ENDS_CANCELED = (
     "(so run retries never fire for it): the run worker's RUN_CANCELED races the daemon's RUN_FAILURE and its "
     "status update lands last")
 
-# The daemon's own RUN_FAILURE for a run over its max runtime (run_monitoring.check_run_timeout).
+# The daemon's own RUN_FAILURE for a run over its max runtime, and the RUN_CANCELING before it
+# (run_monitoring.check_run_timeout): the proof that the max runtime is what ended the run.
 DAEMON_FAILURE = "Exceeded maximum runtime"
+DAEMON_CANCELING = "Canceling due to exceeding maximum runtime"
 
 
 def canceled_after_the_daemons_failure(events: list[RunEvent]) -> str:
@@ -80,7 +82,10 @@ def test_a_run_over_its_max_runtime_ends_failure_in_time_and_leaves_nothing_runn
     tags = {"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)} if set_by == "run-tag" else None
     wanted = {} if set_by == "run-tag" else {"run_monitoring_max_runtime_seconds": MAX_RUNTIME_SECONDS}
 
-    with instance_with(dagster, **wanted) as deployment, holding(deployment, tags=tags) as run_id:
+    # The max runtime counts from RUN_START: on a loaded node a celery-k8s step pod may start after it (seen: 35 s),
+    # so a run the daemon ended before its op held is checked the same way (it would have run for ever too).
+    with (instance_with(dagster, **wanted) as deployment,
+          holding(deployment, tags=tags, or_ended_by=DAEMON_CANCELING) as run_id):
         # CANCELED is waited for too, so that the run's end in time and what it leaves are checked either way.
         status = deployment.webserver.wait_for_run_status(run_id, ["FAILURE", "CANCELED"],
                                                           timeout=bound + 2 * MARGIN_SECONDS)
@@ -88,7 +93,12 @@ def test_a_run_over_its_max_runtime_ends_failure_in_time_and_leaves_nothing_runn
         ran = (run.end_time or time.time()) - (run.start_time or time.time())
         record_property("start_to_failure_seconds", f"{ran:.1f}")
         left = deployment.running_after(run_id, GRACE_SECONDS)
-        overwritten = canceled_after_the_daemons_failure(deployment.webserver.run_events(run_id))
+        events = deployment.webserver.run_events(run_id)
+        overwritten = canceled_after_the_daemons_failure(events)
+
+    canceling = [e for e in events if e.event_type == "RUN_CANCELING" and DAEMON_CANCELING in e.message]
+    assert canceling, (f"run {run_id} ended {status.value} but the daemon never reported {DAEMON_CANCELING!r}: "
+                       f"something else ended it{dagster.webserver.cause_of(run_id)}")
 
     assert ran <= bound + MARGIN_SECONDS, (
         f"run {run_id} {status.value} {ran:.0f}s after it started; promised within its max runtime "
@@ -101,4 +111,6 @@ def test_a_run_over_its_max_runtime_ends_failure_in_time_and_leaves_nothing_runn
         pytest.xfail(f"{MAX_RUNTIME_ENDS_CANCELED}; seen on run {run_id}: {overwritten}")
     assert status.value == "FAILURE", (
         f"run {run_id} over its max runtime ended {status.value}, not FAILURE{dagster.webserver.cause_of(run_id)}")
-    print(f"run {run_id} FAILURE {ran:.1f}s after it started (max runtime {MAX_RUNTIME_SECONDS}s); nothing left")
+    held = "in its held op" if any(e.message.startswith(HOLDING_PREFIX) for e in events) else "before its op held"
+    print(f"run {run_id} FAILURE {ran:.1f}s after it started (max runtime {MAX_RUNTIME_SECONDS}s, reached {held}); "
+          "nothing left")

@@ -105,6 +105,18 @@ def test_a_hold_that_fails_before_it_holds_raises_the_ops_own_error() -> None:
         hold.wait_until_holding(web, "r1", timeout=5)
 
 
+def test_a_run_the_fault_under_test_ended_before_it_held_counts_only_when_named() -> None:
+    cancel = event("RUN_CANCELING", "Canceling due to exceeding maximum runtime of 20 seconds.", timestamp=9.0)
+    unknown = event("RUN_CANCELED", error="DagsterUnknownStepStateError: steps {'hold'} in an unknown state")
+    web: Any = FakeWebserver([event("RUN_START"), cancel, unknown], "FAILURE")
+    assert hold.wait_until_holding(web, "r1", timeout=1, or_ended_by="exceeding maximum runtime") == 9.0
+    with pytest.raises(hold.HoldFailed, match="ended FAILURE before it held: RUN_CANCELED: DagsterUnknownStep"):
+        hold.wait_until_holding(web, "r1", timeout=1, or_ended_by="some other fault")
+    web.status = DagsterRunStatus("STARTED")  # named, but the run has not ended: still waiting for the hold
+    with pytest.raises(hold.HoldFailed, match="not holding yet"):
+        hold.wait_until_holding(web, "r1", timeout=0.5, or_ended_by="exceeding maximum runtime")
+
+
 def test_an_api_exception_keeps_its_status_message_and_drops_the_headers() -> None:
     raw = ("DagsterK8sUnrecoverableAPIError: Unexpected error caused by ForbiddenException: (403) Reason: Forbidden "
            "HTTP response headers: HTTPHeaderDict({'Audit-Id': 'a', 'Content-Type': 'application/json'}) "
