@@ -45,6 +45,10 @@ class Deployment:
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api)
 
+    @property
+    def networking(self) -> client.NetworkingV1Api:
+        return client.NetworkingV1Api(self.api)
+
     def job(self, workload: str) -> str:
         """The sample job ``workload`` built for this combination's executor (e.g. ``report_k8s``)."""
         return f"{workload}_{EXECUTOR_SUFFIX[self.settings.combination]}"

@@ -20,12 +20,13 @@ from collections.abc import Iterable
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from clusters.provider import RUN_NODE_LABEL
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from deploy import names, postgres_manifests
 from deploy.errors import DeployError
 from deploy.names import POSTGRES
 from deploy.settings import DeploymentSettings, PostgresVolume
-from observation.kube import pod_summary, wait_pod_finished
+from observation.kube import pod_summary, wait_pod_finished, why_no_pods
 
 HOST_ROOT = "/var/tmp/dagster-k8s-conformance/postgresql"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -41,17 +42,20 @@ def new_volume(namespace: str, hostname: str, token: str | None = None) -> Postg
 
 def schedulable_hostname(nodes: Iterable[client.V1Node]) -> str:
     """The hostname label of the first Ready node (by name) that takes ordinary pods: no cordon, no NoSchedule or
-    NoExecute taint (a multi-node kind cluster's control plane has one)."""
-    seen = []
+    NoExecute taint (a multi-node kind cluster's control plane has one). A node that is not the run node comes
+    first: draining the run node (C30) must not take the database, pinned to its node, with it."""
+    seen, takers = [], []
     for node in sorted(nodes, key=lambda n: n.metadata.name):
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        taints = [t.key for t in node.spec.taints or [] if t.effect in ("NoSchedule", "NoExecute")]
-        if ready and not node.spec.unschedulable and not taints:
-            return (node.metadata.labels or {}).get(HOSTNAME_LABEL, node.metadata.name)
-        state = ["Ready" if ready else "not Ready"] + (["cordoned"] if node.spec.unschedulable else [])
-        seen.append(f"{node.metadata.name} ({', '.join(state + [f'taint {key}' for key in taints])})")
-    raise DeployError(f"no Ready, untainted node for PostgreSQL's data volume (nodes: {'; '.join(seen) or 'none'}): "
-                       "uncordon a node or remove its NoSchedule taint")
+        problems = why_no_pods(node)
+        if not problems:
+            takers.append(node)
+        else:
+            seen.append(f"{node.metadata.name} ({', '.join(problems)})")
+    if not takers:
+        raise DeployError(f"no Ready, untainted node for PostgreSQL's data volume (nodes: {'; '.join(seen) or 'none'}"
+                          "): uncordon a node or remove its NoSchedule taint")
+    chosen = min(takers, key=lambda n: RUN_NODE_LABEL in (n.metadata.labels or {}))
+    return (chosen.metadata.labels or {}).get(HOSTNAME_LABEL, chosen.metadata.name)
 
 
 def volume_of(persistent_volume: client.V1PersistentVolume) -> PostgresVolume:

@@ -172,6 +172,14 @@ def deployment_available(api: client.ApiClient, namespace: str, selector: str) -
     return Observation(done, seen)
 
 
+def why_no_pods(node: client.V1Node) -> list[str]:
+    """What keeps ordinary pods off ``node`` ("not Ready", "cordoned", "taint <key>"); empty if they may go there."""
+    ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    taints = [t.key for t in node.spec.taints or [] if t.effect in ("NoSchedule", "NoExecute")]
+    return ((["not Ready"] if not ready else []) + (["cordoned"] if node.spec.unschedulable else [])
+            + [f"taint {key}" for key in taints])
+
+
 def pod_ready(pod: client.V1Pod) -> bool:
     return pod.metadata.deletion_timestamp is None and any(
         c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])

@@ -34,6 +34,8 @@ CLAIMS: dict[str, str] = {
     "C26": "PostgreSQL restarts: a short outage fails no run, a long one never hangs one",
     "C27": "A run over its max runtime ends FAILURE in time and leaves nothing running",
     "C28": "The Celery broker restarted or stopped mid-run: the run never hangs",
+    "C29": "A run cut off from PostgreSQL ends within its max runtime, never hangs",
+    "C30": "A run whose node is drained is resumed elsewhere or ends FAILURE in time",
     "C31": "One code location's env never reaches another location's pods",
 }
 

@@ -282,18 +282,38 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     f"them, or deselect them with -m 'not ha and not chaos'", returncode=2)
 
 
+def one_node_for_pods(config: pytest.Config) -> str:
+    """Why the cluster the suite makes has only one node that takes pods ("" if it has more, or is not ours):
+    a multi-node claim is skipped at collection then, so that a cluster-wide one waits for nobody."""
+    cluster, nodes = config.getoption("--cluster"), config.getoption("--nodes")
+    if cluster == "local" or (cluster == "kind" and nodes < 3):
+        return (f"needs a second node that takes pods (the {cluster} cluster has one): run with --cluster kind "
+                "--nodes 3")
+    return ""
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's: under pytest < 9.2 its loadgroup reads the markers set here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its combination, and group it by combination for `--dist loadgroup`; tests of a
     combination not chosen with --combination are deselected (absent from JUnit, Allure and the matrix)."""
     chosen = set(selected_combinations(config))
     outages_on = config.getoption("--outages-on")
+    few_nodes = one_node_for_pods(config)
     kept, dropped = [], []
     for item in items:
+        if few_nodes and item.get_closest_marker("multi_node"):
+            item.add_marker(pytest.mark.skip(reason=few_nodes))
+        if config.getoption("--cluster") == "local" and item.get_closest_marker("network_policy"):
+            item.add_marker(pytest.mark.skip(reason="the local cluster enforces no NetworkPolicy: run with --cluster "
+                                                    "kind (its nodes run kube-network-policies)"))
         combination = getattr(getattr(item, "callspec", None), "params", {}).get("dagster")
         if combination:
             item.add_marker(getattr(pytest.mark, combination.replace("-", "_")))
             item.add_marker(pytest.mark.xdist_group(combination))
+            about = item.get_closest_marker("combinations")
+            if about and combination not in about.args:  # known at collection: a cluster-wide test waits for nobody
+                item.add_marker(pytest.mark.skip(reason=about.kwargs.get("reason") or (
+                    f"claim is about {' / '.join(about.args)}, not {combination}")))
             if outages_on and combination != outages_on and item.get_closest_marker("outage"):
                 item.add_marker(pytest.mark.skip(reason=(
                     f"outage claims run on {outages_on} only in this session (--outages-on); `./dkc run` runs them "

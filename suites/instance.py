@@ -23,3 +23,9 @@ def instance_with(dagster: Deployment, **wanted: Any) -> AbstractContextManager[
                           if current[name] != value)
     pytest.skip(f"the instance in {dagster.namespace} does not have the settings this claim needs ({differing}); "
                 f"the suite never reconfigures a deployment it did not make")
+
+
+def require_run_monitoring(dagster: Deployment, because: str) -> None:
+    """Skip, saying why, when the instance does not monitor runs (``because``: what of the claim needs it)."""
+    if not dagster.settings.run_monitoring:
+        pytest.skip(f"the instance in {dagster.namespace} has no run monitoring, which {because}")

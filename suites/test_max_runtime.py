@@ -16,7 +16,7 @@ from dagster_api.results import RunEvent
 from deploy.deployment import Deployment
 from deploy.helm_values import CHART_CANNOT_RENDER
 from suites.hold import HOLDING_PREFIX, holding
-from suites.instance import instance_with
+from suites.instance import instance_with, require_run_monitoring
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_cluster, pytest.mark.c27]
 
@@ -74,8 +74,7 @@ def test_a_run_over_its_max_runtime_ends_failure_in_time_and_leaves_nothing_runn
     dagster: Deployment, set_by: str, record_property: pytest.RecordProperty,
 ) -> None:
     settings = dagster.settings
-    if not settings.run_monitoring:
-        pytest.skip(f"the instance in {dagster.namespace} has no run monitoring, which enforces max runtimes")
+    require_run_monitoring(dagster, "enforces max runtimes")
     if set_by == "instance" and settings.helm:
         pytest.skip(f"{CHART_CANNOT_RENDER}: a Dagster installed with it has no instance-wide max runtime")
     bound = MAX_RUNTIME_SECONDS + settings.run_monitoring_poll_interval_seconds

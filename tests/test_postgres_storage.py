@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from clusters.provider import RUN_NODE_LABEL
 from common.waits import Observation, wait_for
 from deploy import manifests, names, postgres_storage
 from deploy import postgres_manifests as pg
@@ -92,9 +93,11 @@ def test_the_cleaner_runs_on_the_volumes_node_and_removes_the_directory_itself()
     assert len(pod["metadata"]["name"]) <= 63
 
 
-def node(name: str, ready: bool = True, taint: str | None = None, cordoned: bool = False) -> client.V1Node:
+def node(name: str, ready: bool = True, taint: str | None = None, cordoned: bool = False,
+         run_node: bool = False) -> client.V1Node:
+    labels = {"kubernetes.io/hostname": f"{name}-host", **({RUN_NODE_LABEL: "true"} if run_node else {})}
     return client.V1Node(
-        metadata=client.V1ObjectMeta(name=name, labels={"kubernetes.io/hostname": f"{name}-host"}),
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
         spec=client.V1NodeSpec(unschedulable=cordoned,
                                taints=[client.V1Taint(key=taint, effect="NoSchedule")] if taint else None),
         status=client.V1NodeStatus(conditions=[client.V1NodeCondition(type="Ready", status=str(ready))]))
@@ -105,11 +108,16 @@ def test_the_data_goes_to_the_first_ready_untainted_node() -> None:
     assert postgres_storage.schedulable_hostname(nodes) == "c-host"
 
 
+def test_the_data_stays_off_the_run_node_when_another_node_takes_pods() -> None:
+    assert postgres_storage.schedulable_hostname([node("a", run_node=True), node("b"), node("c")]) == "b-host"
+    assert postgres_storage.schedulable_hostname([node("a", run_node=True), node("b", cordoned=True)]) == "a-host"
+
+
 def test_no_node_for_the_data_is_one_line_naming_the_fix() -> None:
     with pytest.raises(DeployError) as failure:
         postgres_storage.schedulable_hostname([node("a", cordoned=True), node("b", taint="x")])
     message = str(failure.value)
-    assert "\n" not in message and "a (Ready, cordoned)" in message and "b (Ready, taint x)" in message
+    assert "\n" not in message and "a (cordoned)" in message and "b (taint x)" in message
     assert "uncordon" in message
 
 

@@ -1,0 +1,73 @@
+"""C29: a run's pods cut off from PostgreSQL (a network partition) while its op holds: the run ends within its
+max runtime (the ``dagster/max_runtime`` tag) plus run monitoring's poll interval, never hangs, and nothing of it
+is left running.
+
+The partition is a NetworkPolicy (chaos/partition.py) and is proven before the outcome counts: a connect from the
+run pod to PostgreSQL fails while one from the daemon's pod succeeds. A cluster that enforces no NetworkPolicy
+(the local provider's) cannot partition: the test is skipped there, saying so; kind clusters made by the suite
+run kube-network-policies, as kindnetd does.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chaos import partition
+from chaos.faults import ControlPlane
+from deploy import names
+from deploy.deployment import Deployment
+from suites.hold import holding
+from suites.instance import require_run_monitoring
+
+pytestmark = [pytest.mark.conformance, pytest.mark.chaos, pytest.mark.network_policy, pytest.mark.needs_cluster,
+              pytest.mark.c29]
+
+MAX_RUNTIME_SECONDS = 90  # the hold on a loaded node (up to ~35 s) and the partition's proof fit well inside
+MARGIN_SECONDS = 60  # the daemon's loop, the GraphQL read, a loaded node
+GRACE_SECONDS = 60  # after the end: the deleted Job's pods get their termination grace period
+POSTGRES_PORT = 5432
+
+
+def test_a_run_cut_off_from_postgresql_ends_within_its_max_runtime_and_leaves_nothing_running(
+    dagster: Deployment, control_plane: ControlPlane, record_property: pytest.RecordProperty,
+) -> None:
+    settings = dagster.settings
+    require_run_monitoring(dagster, "enforces max runtimes")
+    databases = dagster.core.list_namespaced_pod(dagster.namespace, label_selector=names.POSTGRESQL_SELECTOR).items
+    if not databases or not databases[0].status.pod_ip:
+        pytest.skip(f"PostgreSQL is not a running pod in {dagster.namespace}: C29 cuts the run off from that pod")
+    database = databases[0].status.pod_ip
+    daemon = dagster.core.list_namespaced_pod(dagster.namespace, label_selector=control_plane.daemon).items[0]
+    bound = MAX_RUNTIME_SECONDS + settings.run_monitoring_poll_interval_seconds + MARGIN_SECONDS
+
+    with holding(dagster, tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)}) as run_id:
+        run_pod = dagster.footprint(run_id).run_pods[0].metadata.name
+        with partition.cut_off(dagster.networking, dagster.namespace, run_id, database) as policy:
+            try:
+                proof = partition.prove(dagster.api, dagster.namespace, policy, (run_pod, None),
+                                        (daemon.metadata.name, None), database, POSTGRES_PORT)
+            except partition.NotEnforced as exc:
+                pytest.skip(str(exc))
+            record_property("cut_off_connect", proof.cut_off.said)
+            started = dagster.webserver.run(run_id).start_time or time.time()
+            status = dagster.webserver.wait_for_run_status(
+                run_id, ["FAILURE", "CANCELED", "SUCCESS"], timeout=max(1.0, started + bound - time.time()))
+            run = dagster.webserver.run(run_id)
+            left = dagster.running_after(run_id, GRACE_SECONDS)
+        cause = dagster.webserver.cause_of(run_id)
+
+    ran = (run.end_time or time.time()) - started
+    record_property("start_to_end_seconds", f"{ran:.1f}")
+    assert proof.proven_at < started + MAX_RUNTIME_SECONDS, (
+        f"the partition was proven {proof.proven_at - started:.0f}s after run {run_id} started, after its max "
+        f"runtime {MAX_RUNTIME_SECONDS}s: the run was never partitioned while it should still run")
+    assert status.value == "FAILURE", f"run {run_id}, cut off from PostgreSQL, ended {status.value}{cause}"
+    assert ran <= bound, (
+        f"run {run_id}, cut off from PostgreSQL, ended {ran:.0f}s after it started; promised within its max runtime "
+        f"{MAX_RUNTIME_SECONDS}s + the poll interval {settings.run_monitoring_poll_interval_seconds}s + "
+        f"{MARGIN_SECONDS}s")
+    assert not left, f"{GRACE_SECONDS}s after run {run_id} ended {status.value}, still running: {'; '.join(left)}"
+    print(f"run {run_id}: cut off from PostgreSQL {database} (from {run_pod}: {proof.cut_off.said}; from "
+          f"{daemon.metadata.name}: {proof.outside.said}), FAILURE {ran:.1f}s after it started{cause}")
