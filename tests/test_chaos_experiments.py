@@ -91,3 +91,14 @@ def test_stopping_a_process_refuses_any_but_the_one_named() -> None:
         actions.continue_processes("999999999")
     assert actions.process_state(os.getpid()) in {"R", "S"}
     assert actions.process_state(999999999) == "gone"
+
+
+def test_the_cut_off_policy_lets_the_runs_pods_reach_all_but_postgresql() -> None:
+    from chaos.partition import cut_off_policy
+
+    policy = cut_off_policy("dkc-cut-off-r1", "r1-full-id", "10.244.1.7")
+    assert policy.spec.pod_selector.match_labels == {"dagster/run-id": "r1-full-id"}
+    assert policy.spec.policy_types == ["Egress"]
+    (rule,) = policy.spec.egress
+    (peer,) = rule.to
+    assert peer.ip_block.cidr == "0.0.0.0/0" and peer.ip_block._except == ["10.244.1.7/32"]
