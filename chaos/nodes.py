@@ -13,7 +13,6 @@ from kubernetes import client
 
 from chaos import run as chaos_run
 from chaos.faults import FaultNotApplied
-from chaos.run_worker import finished_at
 from common.record import attach_json, step
 from observation.kube import wait_gone, why_no_pods
 
@@ -23,11 +22,12 @@ ACTION = "drain-the-node"
 
 @dataclass(frozen=True)
 class DrainedNode:
-    """Proof of a drain: the node is cordoned and the pods it ran are gone; when the drain ended (epoch s)."""
+    """Proof of a drain: the node is cordoned and the pods it ran are gone; when the drain began (epoch s: it
+    evicts at once, then waits for the pods to go, in 10 s steps)."""
 
     node: str
     evicted: list[str]  # namespace/name of every pod of the namespace that was on the node
-    ended_at: float
+    started_at: float
 
 
 def pods_on(core: client.CoreV1Api, node: str, namespace: str) -> list[client.V1Pod]:
@@ -49,7 +49,7 @@ def drain(core: client.CoreV1Api, node: str, must_evict: list[client.V1Pod], var
             raise FaultNotApplied(f"node {node} is not cordoned after the drain")
         for pod in must_evict:
             wait_gone(core.read_namespaced_pod, "pod", pod.metadata.namespace, pod.metadata.name, pod.metadata.uid)
-        proof = DrainedNode(node, before, finished_at(outcome, ACTION))
+        proof = DrainedNode(node, before, chaos_run.activity_time(outcome, ACTION, "start"))
         attach_json("proof of fault", {"node": node, "cordoned": True, "pods on it before": before,
                                        "gone": [pod.metadata.name for pod in must_evict]})
     return proof

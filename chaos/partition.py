@@ -1,15 +1,20 @@
-"""A run cut off from PostgreSQL (C29): a NetworkPolicy that lets the run's pods reach everything but PostgreSQL's
-pod, and the proof that it holds: a connect from the run's pod fails while one from a pod outside the run succeeds.
+"""A run pod cut off from PostgreSQL (C29), and the proof that the partition holds: a connect from the run pod
+fails while one from a pod outside the run succeeds.
 
-The policy selects the run's pods by their run-id label, so its step pods (made later) are cut off too. It is an
-egress allow-list of everything except the database pod's address: an ingress policy on PostgreSQL would also
-have to let the kubelet's readiness probe through, which NetworkPolicy implementations treat differently.
+Two ways to cut it off. On a cluster whose nodes are on this machine (local, kind), a firewall rule in the run
+pod's node drops what the pod sends to PostgreSQL's pod: a pod's packets cross its node's FORWARD chain (routed by
+kind's ptp network, bridged with bridge-nf-call-iptables on the local one). Elsewhere, a NetworkPolicy: egress for
+the run pod to everything but the database pod's address (an ingress policy on PostgreSQL would also have to let
+the kubelet's readiness probe through, which implementations treat differently); a cluster that enforces none
+is named (NotEnforced). kube-network-policies, kindnetd's enforcer, cannot run on this machine: its kernel has
+nf_tables without the queue expression.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -17,7 +22,7 @@ from kubernetes import client
 
 from common.record import attach_json, step
 from common.waits import Observation, WaitTimeout, wait_for
-from observation.labels import RUN_ID_LABEL
+from deploy import names
 
 POLICY_PREFIX = "dkc-cut-off"
 CONNECT_SECONDS = 3
@@ -51,24 +56,52 @@ class Partition:
     proven_at: float  # epoch seconds
 
 
+class CutOffFailed(Exception):
+    """The firewall rule could not be added (its command's own error)."""
+
+
+def drop_rule(action: str, source: str, target: str, tag: str) -> list[str]:
+    """iptables' argv adding (``-I``) or deleting (``-D``) the FORWARD rule dropping ``source`` -> ``target``."""
+    position = ["1"] if action == "-I" else []
+    return ["iptables", "-w", "5", action, "FORWARD", *position, "-s", f"{source}/32", "-d", f"{target}/32",
+            "-m", "comment", "--comment", tag, "-j", "DROP"]
+
+
+@contextmanager
+def firewalled(in_node: Callable[[list[str]], list[str]], node: str, source: str, target: str,
+               tag: str) -> Iterator[str]:
+    """What ``source`` (a pod on ``node``) sends to ``target`` is dropped in the node for the block; ``in_node`` makes
+    a command run in the node's network (Provider.node_network_command). Yields a line naming the rule."""
+    what = f"iptables FORWARD rule on node {node} dropping {source} -> {target}"
+    with step(f"Fault: {what}"):
+        added = subprocess.run(in_node(drop_rule("-I", source, target, tag)), capture_output=True, text=True)
+        if added.returncode != 0:
+            raise CutOffFailed(f"could not add the {what}: {(added.stderr or added.stdout).strip()[-300:]}")
+    try:
+        yield what
+    finally:
+        subprocess.run(in_node(drop_rule("-D", source, target, tag)), capture_output=True, text=True)
+
+
 def cut_off_policy(name: str, run_id: str, address: str) -> client.V1NetworkPolicy:
-    """Egress for the run's pods: anywhere but ``address`` (PostgreSQL's pod)."""
+    """Egress for the run's pod (its Job's label): anywhere but ``address`` (PostgreSQL's pod)."""
     return client.V1NetworkPolicy(
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1NetworkPolicySpec(
-            pod_selector=client.V1LabelSelector(match_labels={RUN_ID_LABEL: run_id}), policy_types=["Egress"],
+            pod_selector=client.V1LabelSelector(match_labels={"job-name": names.run_job_name(run_id)}),
+            policy_types=["Egress"],
             egress=[client.V1NetworkPolicyEgressRule(to=[client.V1NetworkPolicyPeer(
                 ip_block=client.V1IPBlock(cidr="0.0.0.0/0", _except=[f"{address}/32"]))])]))
 
 
 @contextmanager
-def cut_off(networking: client.NetworkingV1Api, namespace: str, run_id: str, address: str) -> Iterator[str]:
-    """The run's pods cut off from ``address`` for the block; yields the policy's name."""
+def policy_cut_off(networking: client.NetworkingV1Api, namespace: str, run_id: str, address: str) -> Iterator[str]:
+    """The run's pod cut off from ``address`` by a NetworkPolicy for the block; yields a line naming it."""
     name = f"{POLICY_PREFIX}-{run_id[:8]}"
-    with step(f"Fault: NetworkPolicy {namespace}/{name} cuts run {run_id} off from {address}"):
+    with step(f"Fault: NetworkPolicy {namespace}/{name} cuts run {run_id}'s pod off from {address}"):
         networking.create_namespaced_network_policy(namespace, cut_off_policy(name, run_id, address))
     try:
-        yield name
+        yield f"NetworkPolicy {namespace}/{name}"
     finally:
         try:
             networking.delete_namespaced_network_policy(name, namespace)
@@ -112,8 +145,8 @@ def prove(api: client.ApiClient, namespace: str, policy: str, cut: tuple[str, st
             seen = wait_for(f"the partition of {cut[0]} from {host}:{port}", look, timeout, 2.0)
         except WaitTimeout as exc:
             if last and last[0].connected:
-                raise NotEnforced(f"NetworkPolicy {namespace}/{policy} is in place but {cut[0]} still connects to "
-                                  f"{host}:{port} after {timeout:.0f}s: the cluster enforces no NetworkPolicy") from exc
+                raise NotEnforced(f"{policy} is in place but {cut[0]} still connects to {host}:{port} after "
+                                  f"{timeout:.0f}s: the cluster does not enforce it") from exc
             raise
         assert seen is not None
         inside, other = seen

@@ -70,6 +70,12 @@ class Provider(ABC):
         raise ClusterError(f"the {self.kind} provider runs no control-plane process on this machine: stopping "
                            f"{binary} needs the local provider (--cluster local)")
 
+    def node_network_command(self, node: str, argv: list[str]) -> list[str]:
+        """The argv that runs ``argv`` in the network namespace of Kubernetes node ``node`` (e.g. iptables there,
+        for a partition); only a provider whose nodes are on this machine has it."""
+        raise ClusterError(f"the {self.kind} provider's nodes are not on this machine: a firewall rule on node "
+                           f"{node} needs the local or kind provider")
+
     def call_in_node_network(self, call: Callable[[], T]) -> T:
         """``call()`` from inside a node's network, where pod IPs are routed (e.g. to reach a pod while the
         apiserver, and so its proxy, is stopped); only a provider whose nodes are network namespaces here has it."""

@@ -303,9 +303,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if few_nodes and item.get_closest_marker("multi_node"):
             item.add_marker(pytest.mark.skip(reason=few_nodes))
-        if config.getoption("--cluster") == "local" and item.get_closest_marker("network_policy"):
-            item.add_marker(pytest.mark.skip(reason="the local cluster enforces no NetworkPolicy: run with --cluster "
-                                                    "kind (its nodes run kube-network-policies)"))
         combination = getattr(getattr(item, "callspec", None), "params", {}).get("dagster")
         if combination:
             item.add_marker(getattr(pytest.mark, combination.replace("-", "_")))

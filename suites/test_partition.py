@@ -2,27 +2,30 @@
 max runtime (the ``dagster/max_runtime`` tag) plus run monitoring's poll interval, never hangs, and nothing of it
 is left running.
 
-The partition is a NetworkPolicy (chaos/partition.py) and is proven before the outcome counts: a connect from the
-run pod to PostgreSQL fails while one from the daemon's pod succeeds. A cluster that enforces no NetworkPolicy
-(the local provider's) cannot partition: the test is skipped there, saying so; kind clusters made by the suite
-run kube-network-policies, as kindnetd does.
+The partition (chaos/partition.py) is a firewall rule in the run pod's node where the nodes are on this machine
+(local, kind), a NetworkPolicy elsewhere; it is proven before the outcome counts: a connect from the run pod to
+PostgreSQL fails while one from the daemon's pod succeeds. A cluster that enforces no NetworkPolicy is skipped,
+saying so.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 
 import pytest
+from kubernetes import client
 
 from chaos import partition
 from chaos.faults import ControlPlane
+from clusters import ClusterError, ClusterInfo
+from clusters.provider import Provider
 from deploy import names
 from deploy.deployment import Deployment
 from suites.hold import holding
 from suites.instance import require_run_monitoring
 
-pytestmark = [pytest.mark.conformance, pytest.mark.chaos, pytest.mark.network_policy, pytest.mark.needs_cluster,
-              pytest.mark.c29]
+pytestmark = [pytest.mark.conformance, pytest.mark.chaos, pytest.mark.needs_cluster, pytest.mark.c29]
 
 MAX_RUNTIME_SECONDS = 90  # the hold on a loaded node (up to ~35 s) and the partition's proof fit well inside
 MARGIN_SECONDS = 60  # the daemon's loop, the GraphQL read, a loaded node
@@ -30,8 +33,20 @@ GRACE_SECONDS = 60  # after the end: the deleted Job's pods get their terminatio
 POSTGRES_PORT = 5432
 
 
+def cut_off(provider: Provider, dagster: Deployment, run_id: str, pod: client.V1Pod,
+            database: str) -> AbstractContextManager[str]:
+    """A firewall rule in the pod's node if the provider's nodes are here, else a NetworkPolicy."""
+    try:
+        provider.node_network_command(pod.spec.node_name, [])
+    except ClusterError:
+        return partition.policy_cut_off(dagster.networking, dagster.namespace, run_id, database)
+    return partition.firewalled(lambda argv: provider.node_network_command(pod.spec.node_name, argv),
+                                pod.spec.node_name, pod.status.pod_ip, database, f"dkc-cut-off-{run_id[:8]}")
+
+
 def test_a_run_cut_off_from_postgresql_ends_within_its_max_runtime_and_leaves_nothing_running(
-    dagster: Deployment, control_plane: ControlPlane, record_property: pytest.RecordProperty,
+    dagster: Deployment, control_plane: ControlPlane, cluster_provider: tuple[Provider, ClusterInfo],
+    record_property: pytest.RecordProperty,
 ) -> None:
     settings = dagster.settings
     require_run_monitoring(dagster, "enforces max runtimes")
@@ -43,8 +58,9 @@ def test_a_run_cut_off_from_postgresql_ends_within_its_max_runtime_and_leaves_no
     bound = MAX_RUNTIME_SECONDS + settings.run_monitoring_poll_interval_seconds + MARGIN_SECONDS
 
     with holding(dagster, tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)}) as run_id:
-        run_pod = dagster.footprint(run_id).run_pods[0].metadata.name
-        with partition.cut_off(dagster.networking, dagster.namespace, run_id, database) as policy:
+        pod = dagster.footprint(run_id).run_pods[0]
+        run_pod = pod.metadata.name
+        with cut_off(cluster_provider[0], dagster, run_id, pod, database) as policy:
             try:
                 proof = partition.prove(dagster.api, dagster.namespace, policy, (run_pod, None),
                                         (daemon.metadata.name, None), database, POSTGRES_PORT)
@@ -69,5 +85,5 @@ def test_a_run_cut_off_from_postgresql_ends_within_its_max_runtime_and_leaves_no
         f"{MAX_RUNTIME_SECONDS}s + the poll interval {settings.run_monitoring_poll_interval_seconds}s + "
         f"{MARGIN_SECONDS}s")
     assert not left, f"{GRACE_SECONDS}s after run {run_id} ended {status.value}, still running: {'; '.join(left)}"
-    print(f"run {run_id}: cut off from PostgreSQL {database} (from {run_pod}: {proof.cut_off.said}; from "
+    print(f"run {run_id}: cut off from PostgreSQL by {policy} (from {run_pod}: {proof.cut_off.said}; from "
           f"{daemon.metadata.name}: {proof.outside.said}), FAILURE {ran:.1f}s after it started{cause}")

@@ -93,11 +93,20 @@ def test_stopping_a_process_refuses_any_but_the_one_named() -> None:
     assert actions.process_state(999999999) == "gone"
 
 
-def test_the_cut_off_policy_lets_the_runs_pods_reach_all_but_postgresql() -> None:
+def test_the_cut_off_rule_is_deleted_exactly_as_it_was_added() -> None:
+    from chaos.partition import drop_rule
+
+    added, deleted = drop_rule("-I", "10.244.1.5", "10.244.2.7", "t"), drop_rule("-D", "10.244.1.5", "10.244.2.7", "t")
+    assert added[:6] == ["iptables", "-w", "5", "-I", "FORWARD", "1"] and added[-2:] == ["-j", "DROP"]
+    assert [a for a in added if a not in ("-I", "1")] == [d for d in deleted if d != "-D"]
+    assert "10.244.1.5/32" in added and "10.244.2.7/32" in added
+
+
+def test_the_cut_off_policy_lets_the_run_pod_reach_all_but_postgresql() -> None:
     from chaos.partition import cut_off_policy
 
     policy = cut_off_policy("dkc-cut-off-r1", "r1-full-id", "10.244.1.7")
-    assert policy.spec.pod_selector.match_labels == {"dagster/run-id": "r1-full-id"}
+    assert policy.spec.pod_selector.match_labels == {"job-name": "dagster-run-r1-full-id"}
     assert policy.spec.policy_types == ["Egress"]
     (rule,) = policy.spec.egress
     (peer,) = rule.to

@@ -42,19 +42,6 @@ def test_the_cni_manifest_runs_the_pod_network_image() -> None:
     assert "$NODE_NAME" in node_image.PODNET_SCRIPT and "ip route replace" in node_image.PODNET_SCRIPT
 
 
-def test_the_pod_network_enforces_network_policy_without_privilege() -> None:
-    import yaml
-
-    images = {"dkc-podnet": ("local/dkc-podnet:1", None),
-              "kube-network-policies": ("local/kube-network-policies:v0", None)}
-    documents = [d for d in yaml.safe_load_all(node_image.cni_manifest(images)) if d]  # type: ignore[arg-type]
-    daemonsets = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in documents if d["kind"] == "DaemonSet"}
-    assert set(daemonsets) == {"dkc-podnet", "kube-network-policies"}
-    netpol = daemonsets["kube-network-policies"]["containers"][0]
-    assert netpol["image"] == "local/kube-network-policies:v0" and "--disable-nri" in netpol["command"]
-    assert netpol["securityContext"] == {"capabilities": {"add": ["NET_ADMIN"]}}  # privileged cannot start here
-
-
 def test_docker_exec_process_files_are_patched_too() -> None:
     assert str(process_file_of(["--root", "/r", "exec", "--process", "/tmp/p.json", "id"])) == "/tmp/p.json"
     assert str(process_file_of(["exec", "--process=/tmp/q.json", "id"])) == "/tmp/q.json"

@@ -159,6 +159,10 @@ class KindProvider(Provider):
             (docker.STATE / f"kind-{self.name}.yaml").unlink(missing_ok=True)
             docker.stop_engine_if_ours()
 
+    def node_network_command(self, node: str, argv: list[str]) -> list[str]:
+        # A kind node is a container: its processes, iptables included, are in the node's network namespace.
+        return ["docker", "exec", node, *argv]
+
     def load_image(self, archive: Path) -> None:
         proc = self._run_kind("load", "image-archive", str(archive), "--name", self.name)
         if proc.returncode != 0:

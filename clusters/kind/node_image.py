@@ -143,51 +143,6 @@ spec:
           volumeMounts: [{name: cni, mountPath: /etc/cni/net.d}]
       volumes: [{name: cni, hostPath: {path: /etc/cni/net.d, type: DirectoryOrCreate}}]
 """
-# kindnetd enforces NetworkPolicy with kube-network-policies (nfqueue): here it runs beside our pod network, with
-# NET_ADMIN only (a privileged pod cannot start in a node whose bounding set lacks CAP_SYS_RESOURCE) and without
-# NRI (containerd 1.6 has none). C29's partition is a NetworkPolicy it enforces.
-NETPOL_VERSION = "v0.8.0"
-NETPOL_MANIFEST = """\
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: kube-network-policies, namespace: kube-system}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: kube-network-policies}
-rules:
-  - {apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}
-  - {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: kube-network-policies}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kube-network-policies}
-subjects: [{kind: ServiceAccount, name: kube-network-policies, namespace: kube-system}]
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: kube-network-policies, namespace: kube-system, labels: {app: kube-network-policies}}
-spec:
-  selector: {matchLabels: {app: kube-network-policies}}
-  template:
-    metadata: {labels: {app: kube-network-policies}}
-    spec:
-      hostNetwork: true
-      serviceAccountName: kube-network-policies
-      priorityClassName: system-node-critical
-      tolerations: [{operator: Exists}]
-      containers:
-        - name: kube-network-policies
-          image: {image}
-          imagePullPolicy: Never
-          command: [/bin/netpol, --hostname-override=$(NODE_NAME), --disable-nri, --nfqueue-id=98,
-                    --netfilter-bug-1766-fix=false, --metrics-bind-address=127.0.0.1:9080, --v=2]
-          env: [{name: NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
-          securityContext: {capabilities: {add: [NET_ADMIN]}}
-          resources: {requests: {cpu: 10m, memory: 30Mi}}
-"""
 STORAGE_MANIFEST = """\
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -291,9 +246,6 @@ def component_images(k8s_version: str) -> dict[str, tuple[str, Path]]:
     made["coredns"] = _binary_image(names["coredns"], coredns, "/coredns", entrypoint=["/coredns"])
     made["pause"] = _binary_image(names["pause"], pause, "/pause", entrypoint=["/pause"])
     made["dkc-podnet"] = _podnet_image(k8s / "kubectl")
-    netpol = build.ensure_built(netpol_build()) / "netpol"
-    made["kube-network-policies"] = _binary_image(f"local/kube-network-policies:{NETPOL_VERSION}", netpol,
-                                                  "/bin/netpol", entrypoint=["/bin/netpol"])
     return made
 
 
@@ -308,18 +260,6 @@ def _podnet_image(kubectl: Path) -> tuple[str, Path]:
                                     ("/usr/local/bin/dkc-podnet", script, 0o755)], out)
 
     return spec.reference, oci.cached_image(spec, [kubectl.parent.name], layer, base_layers=(base,))
-
-
-def cni_manifest(images: dict[str, tuple[str, Path]]) -> bytes:
-    """What kind applies as the pod network: ours, and the NetworkPolicy enforcer."""
-    return (CNI_MANIFEST.replace("{image}", images["dkc-podnet"][0])
-            + NETPOL_MANIFEST.replace("{image}", images["kube-network-policies"][0])).encode()
-
-
-def netpol_build(version: str = NETPOL_VERSION) -> build.GoBuild:
-    module = "sigs.k8s.io/kube-network-policies"
-    return build.GoBuild(name="kube-network-policies", module=module, version=version,
-                         binaries={"netpol": f"{module}/cmd"})
 
 
 def _default_runtime_spec() -> dict:
@@ -343,7 +283,8 @@ def _node_files(k8s_version: str, kind_dir: Path, images: dict[str, tuple[str, P
         ("/usr/bin/kubeadm", kubeadm, 0o755), ("/usr/bin/kubelet", k8s / "kubelet", 0o755),
         ("/usr/bin/kubectl", k8s / "kubectl", 0o755),
         ("/kind/version", f"{k8s_version}\n".encode(), 0o644),
-        ("/kind/manifests/default-cni.yaml", cni_manifest(images), 0o644),
+        ("/kind/manifests/default-cni.yaml", CNI_MANIFEST.replace("{image}", images["dkc-podnet"][0]).encode(),
+         0o644),
         ("/kind/manifests/default-storage.yaml", STORAGE_MANIFEST.encode(), 0o644),
         ("/etc/systemd/system/dkc-images.service", IMAGES_UNIT.encode(), 0o644),
         ("/etc/systemd/system/kubelet.service.d/20-dkc-images.conf", KUBELET_AFTER_IMAGES.encode(), 0o644),

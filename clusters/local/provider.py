@@ -118,6 +118,13 @@ class LocalProvider(Provider):
     def control_plane_pids(self, binary: str) -> list[int]:
         return sorted(host.component_pids(self.topology, binary))
 
+    def node_network_command(self, node: str, argv: list[str]) -> list[str]:
+        ours = [n for n in self.topology.nodes if n.name == node]
+        if not ours:
+            raise ClusterError(f"node {node} is not a node of the local cluster {self.topology.name} "
+                               f"({', '.join(n.name for n in self.topology.nodes)})")
+        return host.in_netns(ours[0], argv)
+
     def call_in_node_network(self, call: Callable[[], T]) -> T:
         return host.call_in_netns(self.topology.nodes[0], call)
 
