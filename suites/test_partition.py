@@ -24,6 +24,7 @@ from deploy import names
 from deploy.deployment import Deployment
 from suites.hold import holding
 from suites.instance import require_run_monitoring
+from suites.known import known_defect
 
 pytestmark = [pytest.mark.conformance, pytest.mark.chaos, pytest.mark.needs_cluster, pytest.mark.c29]
 
@@ -31,6 +32,12 @@ MAX_RUNTIME_SECONDS = 90  # the hold on a loaded node (up to ~35 s) and the part
 MARGIN_SECONDS = 60  # the daemon's loop, the GraphQL read, a loaded node
 GRACE_SECONDS = 60  # after the end: the deleted Job's pods get their termination grace period
 POSTGRES_PORT = 5432
+
+STEP_JOB_OUTLIVES_THE_RUN = known_defect(
+    "dagster-io/dagster#21476's kind, no issue found for the partition itself: K8sRunLauncher.terminate deletes "
+    "only the run Job, and the run worker, cut off from PostgreSQL, does not get to terminate its step Jobs (they "
+    "carry no owner reference by default): seen on k8s-job, the held step's Job and pod kept running after the "
+    "run was FAILURE at its max runtime, and the step finished its op a minute later")
 
 
 def cut_off(provider: Provider, dagster: Deployment, run_id: str, pod: client.V1Pod,
@@ -44,12 +51,18 @@ def cut_off(provider: Provider, dagster: Deployment, run_id: str, pod: client.V1
                                 pod.spec.node_name, pod.status.pod_ip, database, f"dkc-cut-off-{run_id[:8]}")
 
 
+@pytest.mark.parametrize("owner_references", [False, True], ids=["defaults", "owner-references"])
 def test_a_run_cut_off_from_postgresql_ends_within_its_max_runtime_and_leaves_nothing_running(
     dagster: Deployment, control_plane: ControlPlane, cluster_provider: tuple[Provider, ClusterInfo],
-    record_property: pytest.RecordProperty,
+    owner_references: bool, record_property: pytest.RecordProperty, request: pytest.FixtureRequest,
 ) -> None:
     settings = dagster.settings
+    if owner_references and settings.combination != "k8s-job":
+        pytest.skip("enable_owner_references is a setting of k8s_job_executor (the k8s-job combination)")
     require_run_monitoring(dagster, "enforces max runtimes")
+    if settings.combination == "k8s-job" and not owner_references:
+        request.applymarker(STEP_JOB_OUTLIVES_THE_RUN)  # step Jobs only exist with k8s_job_executor
+    run_config = {"execution": {"config": {"enable_owner_references": True}}} if owner_references else None
     databases = dagster.core.list_namespaced_pod(dagster.namespace, label_selector=names.POSTGRESQL_SELECTOR).items
     if not databases or not databases[0].status.pod_ip:
         pytest.skip(f"PostgreSQL is not a running pod in {dagster.namespace}: C29 cuts the run off from that pod")
@@ -57,7 +70,7 @@ def test_a_run_cut_off_from_postgresql_ends_within_its_max_runtime_and_leaves_no
     daemon = dagster.core.list_namespaced_pod(dagster.namespace, label_selector=control_plane.daemon).items[0]
     bound = MAX_RUNTIME_SECONDS + settings.run_monitoring_poll_interval_seconds + MARGIN_SECONDS
 
-    with holding(dagster, tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)}) as run_id:
+    with holding(dagster, tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)}, run_config=run_config) as run_id:
         pod = dagster.footprint(run_id).run_pods[0]
         run_pod = pod.metadata.name
         with cut_off(cluster_provider[0], dagster, run_id, pod, database) as policy:
