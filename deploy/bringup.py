@@ -21,7 +21,7 @@ from common.errors import clean_up_after
 from common.progress import phase
 from common.waits import Observation, TerminalState, WaitTimeout, wait_for
 from dagster_api import DagsterApiError
-from deploy import manifests, names, postgres_storage, settings
+from deploy import manifests, names, object_store, postgres_storage, settings
 from deploy.deployment import Deployment
 from deploy.errors import DeployError
 from deploy.settings import DeploymentSettings
@@ -85,11 +85,15 @@ def deploy(api: client.ApiClient, cfg: DeploymentSettings, keep: bool = False) -
             kube_manifests.apply(api, groups["foundation"], namespace=cfg.namespace)
         volume = cfg.postgres_volume
         with phase("Starting PostgreSQL" + (" and the Celery broker" if cfg.uses_celery else "")
+                   + (" and the compute logs' object store" if cfg.images.object_store else "")
                    + (f" (data in {volume.host_path} on {volume.hostname})" if volume else "")):
-            kube_manifests.apply(api, groups["postgresql"] + groups.get("broker", []), namespace=cfg.namespace)
+            kube_manifests.apply(api, groups["postgresql"] + groups.get("broker", []) + groups.get("object store", []),
+                                 namespace=cfg.namespace)
             _gate(api, cfg.namespace, "PostgreSQL", names.selector(names.POSTGRESQL_COMPONENT))
             if cfg.uses_celery:
                 _gate(api, cfg.namespace, "the Celery broker", names.selector(names.REDIS_COMPONENT))
+            if cfg.images.object_store:
+                _gate(api, cfg.namespace, "the compute logs' object store", object_store.selector())
         for location in cfg.code_locations:
             with phase(f"Starting code location {location.name} ({location.image})"):
                 kube_manifests.apply(api, groups[f"code location {location.name}"], namespace=cfg.namespace)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from deploy import object_store
 from deploy.settings import (
     LOCATION_ENV,
     PLAIN_ENV,
@@ -30,21 +31,26 @@ class SuiteImages(NamedTuple):
     postgres: tuple[str, Path]
     broker: tuple[str, Path] | None
     locations: list[tuple[str, tuple[str, Path]]]
+    object_store: tuple[str, Path] | None = None
 
 
-def build_images(dagster_version: str, celery: bool) -> SuiteImages:
-    """Build (or take from the cache) every image of a deployment; the broker's only for Celery."""
+def build_images(dagster_version: str, celery: bool, store: bool = False) -> SuiteImages:
+    """Build (or take from the cache) every image of a deployment; the broker's only for Celery, the object
+    store's only for compute logs across nodes."""
     return SuiteImages(
         dagster=dagster_images.dagster_image(dagster_version), postgres=dagster_images.postgres_image(),
         broker=dagster_images.redis_image() if celery else None,
-        locations=[(name, dagster_images.sample_location_image(name, dagster_version)) for name in LOCATION_NAMES])
+        locations=[(name, dagster_images.sample_location_image(name, dagster_version)) for name in LOCATION_NAMES],
+        object_store=object_store.image() if store else None)
 
 
-def build_and_load(load: LoadImage, dagster_version: str, celery: bool) -> tuple[Images, list[tuple[str, str]]]:
+def build_and_load(load: LoadImage, dagster_version: str, celery: bool,
+                   store: bool = False) -> tuple[Images, list[tuple[str, str]]]:
     """Build (or take from the cache) and load every image; returns the images and (location, image) pairs."""
-    built = build_images(dagster_version, celery)
+    built = build_images(dagster_version, celery, store)
     images = Images(dagster=load(*built.dagster), postgres=load(*built.postgres),
-                    broker=load(*built.broker) if built.broker else None)
+                    broker=load(*built.broker) if built.broker else None,
+                    object_store=load(*built.object_store) if built.object_store else None)
     return images, [(name, load(*image)) for name, image in built.locations]
 
 

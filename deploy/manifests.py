@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from deploy import names, objects
+from deploy import names, object_store, objects
 from deploy import settings as s
 from deploy.objects import Manifest
 from deploy.postgres_manifests import postgres
@@ -29,6 +29,7 @@ def run_launcher(cfg: DeploymentSettings) -> dict[str, Any]:
         "image_pull_policy": cfg.image_pull_policy,
         "service_account_name": names.SERVICE_ACCOUNT,
         "env_config_maps": [names.PIPELINE_ENV_CONFIG_MAP],
+        **({"env_secrets": [object_store.CREDENTIALS_SECRET]} if cfg.images.object_store else {}),
         # Run pods, and the step pods that inherit the launcher's config, write compute logs here.
         "volumes": [_compute_log_volume(cfg)],
         "volume_mounts": [_compute_log_mount()],
@@ -65,8 +66,9 @@ def instance_config(cfg: DeploymentSettings) -> dict[str, Any]:
                            "poll_interval_seconds": cfg.run_monitoring_poll_interval_seconds,
                            "max_resume_run_attempts": cfg.max_resume_run_attempts},
         "run_retries": {"enabled": cfg.run_retries, "max_retries": cfg.max_retries},
-        "compute_logs": {"module": "dagster.core.storage.local_compute_log_manager", "class": "LocalComputeLogManager",
-                         "config": {"base_dir": s.COMPUTE_LOG_DIR}},
+        "compute_logs": (object_store.compute_log_manager(cfg) if cfg.images.object_store else
+                         {"module": "dagster.core.storage.local_compute_log_manager",
+                          "class": "LocalComputeLogManager", "config": {"base_dir": s.COMPUTE_LOG_DIR}}),
         "telemetry": {"enabled": False},
     }
 
@@ -94,6 +96,11 @@ def _dagster_env() -> list[dict[str, Any]]:
         {"name": "DAGSTER_PG_PASSWORD", "valueFrom": {"secretKeyRef": {
             "name": names.POSTGRES_SECRET, "key": names.POSTGRES_PASSWORD_KEY}}},
     ]
+
+
+def _control_plane_env_from(cfg: DeploymentSettings) -> list[dict[str, Any]]:
+    store = object_store.env_from() if cfg.images.object_store else []
+    return [{"configMapRef": {"name": names.PIPELINE_ENV_CONFIG_MAP}}, *store]
 
 
 def _instance_mount() -> dict[str, Any]:
@@ -210,6 +217,7 @@ def code_location(cfg: DeploymentSettings, location: CodeLocation) -> list[Manif
     ]
     env_from = [{"configMapRef": {"name": c}} for c in (names.PIPELINE_ENV_CONFIG_MAP, *location.env_config_maps)]
     env_from += [{"secretRef": {"name": name}} for name in location.env_secrets]
+    env_from += object_store.env_from() if cfg.images.object_store else []
     pod = {
         "serviceAccountName": names.USER_DEPLOYMENTS_SERVICE_ACCOUNT,
         "containers": [{
@@ -251,7 +259,7 @@ def webserver(cfg: DeploymentSettings) -> list[Manifest]:
             "name": "dagster-webserver", "image": cfg.images.dagster, "imagePullPolicy": cfg.image_pull_policy,
             "command": ["dagster-webserver", "-h", "0.0.0.0", "-p", str(s.WEBSERVER_PORT),
                         "-w", f"{WORKSPACE_DIR}/workspace.yaml"],
-            "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": names.PIPELINE_ENV_CONFIG_MAP}}],
+            "env": _dagster_env(), "envFrom": _control_plane_env_from(cfg),
             "ports": [{"containerPort": s.WEBSERVER_PORT}],
             "volumeMounts": [_instance_mount(), _workspace_mount(), _compute_log_mount()],
             "readinessProbe": {"httpGet": {"path": "/server_info", "port": s.WEBSERVER_PORT},
@@ -271,7 +279,7 @@ def daemon(cfg: DeploymentSettings) -> list[Manifest]:
         "containers": [{
             "name": "dagster-daemon", "image": cfg.images.dagster, "imagePullPolicy": cfg.image_pull_policy,
             "command": ["dagster-daemon", "run", "-w", f"{WORKSPACE_DIR}/workspace.yaml"],
-            "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": names.PIPELINE_ENV_CONFIG_MAP}}],
+            "env": _dagster_env(), "envFrom": _control_plane_env_from(cfg),
             "volumeMounts": [_instance_mount(), _workspace_mount()],
             "livenessProbe": {"exec": {"command": ["dagster-daemon", "liveness-check"]},
                               "initialDelaySeconds": 240, "periodSeconds": 30, "timeoutSeconds": 30,
@@ -298,7 +306,7 @@ def celery_workers(cfg: DeploymentSettings) -> list[Manifest]:
             "command": ["dagster-celery", "worker", "start", "-A", "dagster_celery_k8s.app",
                         "-y", "/opt/dagster/celery/celery.yaml", "-q", s.CELERY_QUEUE,
                         "--", f"--concurrency={cfg.celery_worker_concurrency}"],
-            "env": _dagster_env(), "envFrom": [{"configMapRef": {"name": names.PIPELINE_ENV_CONFIG_MAP}}],
+            "env": _dagster_env(), "envFrom": _control_plane_env_from(cfg),
             "volumeMounts": [_instance_mount(), {"name": "celery-config", "mountPath": "/opt/dagster/celery"}],
         }],
         "volumes": [_instance_volume(), {"name": "celery-config", "configMap": {"name": names.CELERY_CONFIG_MAP}}],
@@ -331,7 +339,8 @@ def compute_log_cleaner(cfg: DeploymentSettings) -> Manifest:
 
 def all_manifests(cfg: DeploymentSettings) -> dict[str, list[Manifest]]:
     """Every object, grouped in bring-up order: storage first, then code, then the control plane."""
-    groups = {"foundation": foundation(cfg), "postgresql": postgres(cfg), "broker": broker(cfg)}
+    groups = {"foundation": foundation(cfg), "postgresql": postgres(cfg), "broker": broker(cfg),
+              "object store": object_store.manifests(cfg) if cfg.images.object_store else []}
     for location in cfg.code_locations:
         groups[f"code location {location.name}"] = code_location(cfg, location)
     groups["webserver"] = webserver(cfg)

@@ -124,6 +124,9 @@ class Images:
     dagster: str
     postgres: str
     broker: str | None = None
+    # An S3-compatible store for compute logs (deploy/object_store.py), on clusters of several nodes; None: the
+    # node directory below.
+    object_store: str | None = None
 
 
 @dataclass(frozen=True)

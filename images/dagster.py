@@ -85,7 +85,8 @@ def published_versions(package: str) -> list[str]:
 
 
 CORE_PACKAGES = ("dagster", "dagster-webserver", "dagster-graphql")  # versioned 1.X.Y
-LIBRARY_PACKAGES = ("dagster-k8s", "dagster-postgres", "dagster-celery", "dagster-celery-k8s")  # versioned 0.(X+16).Y
+# versioned 0.(X+16).Y
+LIBRARY_PACKAGES = ("dagster-k8s", "dagster-postgres", "dagster-celery", "dagster-celery-k8s", "dagster-aws")
 
 
 def _pins(version: str) -> dict[str, str]:
@@ -118,8 +119,8 @@ def check_dagster_version(version: str) -> None:
 
 
 def dagster_requirements(version: str) -> list[str]:
-    """What the Dagster venv holds: core, webserver, GraphQL client and the Kubernetes, Postgres and
-    Celery integrations. SQLAlchemy 2.1 makes psycopg 3 the default driver while dagster-postgres
+    """What the Dagster venv holds: core, webserver, GraphQL client and the Kubernetes, Postgres, Celery and AWS
+    integrations. SQLAlchemy 2.1 makes psycopg 3 the default driver while dagster-postgres
     ships psycopg2, so it is pinned below 2.1. The Kubernetes client 36.0.0 sends no credentials from inside a
     pod (Jobs are created as system:anonymous, dagster-io/dagster#33870), and dagster-k8s of the 1.13 line
     allows it: it is excluded; each line's own upper bound stays dagster-k8s's."""
@@ -132,6 +133,7 @@ def dagster_requirements(version: str) -> list[str]:
         f"dagster-postgres=={libraries}",
         f"dagster-celery=={libraries}",
         f"dagster-celery-k8s=={libraries}",
+        f"dagster-aws=={libraries}",  # S3ComputeLogManager: compute logs across nodes (deploy/object_store.py)
         "celery[redis]>=5,<6",
         "sqlalchemy>=2.0,<2.1",
         "kubernetes!=36.0.0",

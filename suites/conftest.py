@@ -82,6 +82,8 @@ class DeploymentPool:
                       "celery_worker_replicas": config.getoption("--celery-workers"),
                       "celery_worker_concurrency": config.getoption("--celery-concurrency"),
                       "run_k8s_config": run_k8s_config_for(None if existing else run_node_label(api))}
+        # Several nodes (a run node labelled): compute logs go to an object store every pod reaches.
+        self.object_store = not existing and run_node_label(api) is not None
         # --dagster helm: the official chart, installed per combination in dkc-helm-<combination> (None: our manifests)
         self.chart: tuple[Path, Path | None] | None = (
             (config.getoption("--chart"), config.getoption("--helm-values"))
@@ -110,7 +112,8 @@ class DeploymentPool:
 
     def _deploy(self, combination: str) -> Deployment:
         celery = combination == "celery-k8s"
-        image_set, locations = build_and_load(self.load, self.dagster_version, celery=celery)
+        image_set, locations = build_and_load(self.load, self.dagster_version, celery=celery,
+                                              store=self.object_store and not self.chart)
         source = helm_deploy.chart_source(*self.chart, self.load) if self.chart else None
         namespace = f"dkc-helm-{combination}" if source else f"dkc-{combination}"
         cfg = DeploymentSettings(

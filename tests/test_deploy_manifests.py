@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from deploy import manifests, names
+from deploy import manifests, names, object_store
 from deploy import settings as s
 from deploy.settings import CodeLocation, DeploymentSettings, Images
 
@@ -93,3 +93,43 @@ def test_instance_config_map_mounts_only_dagster_yaml() -> None:
 def test_unknown_combination_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown combination 'k8s-celery'"):
         make("k8s-celery")
+
+
+def with_store(combination: str) -> DeploymentSettings:
+    images = Images(dagster="docker.io/local/dagster:1", postgres="docker.io/local/postgres:1",
+                    broker="docker.io/local/redis:1", object_store="docker.io/local/gofakes3:v1")
+    return DeploymentSettings(combination=combination, namespace="ns", images=images, code_locations=(LOCATION,),
+                              postgres_password="p4ss-w0rd")
+
+
+def test_compute_logs_stay_on_the_node_without_an_object_store() -> None:
+    cfg = make("k8s-job")
+    instance = manifests.instance_config(cfg)
+    assert instance["compute_logs"]["class"] == "LocalComputeLogManager"
+    assert "env_secrets" not in instance["run_launcher"]["config"]
+    assert not [d for d in everything(cfg) if d["metadata"]["name"].startswith(object_store.NAME)]
+
+
+@pytest.mark.parametrize("combination", ["k8s-job", "celery-k8s"])
+def test_with_an_object_store_every_dagster_pod_can_reach_the_compute_logs(combination: str) -> None:
+    cfg = with_store(combination)
+    instance = manifests.instance_config(cfg)
+    logs = instance["compute_logs"]
+    assert logs["class"] == "S3ComputeLogManager"
+    assert logs["config"]["endpoint_url"] == f"http://{object_store.NAME}.ns.svc:{object_store.PORT}"
+    assert logs["config"]["bucket"] == object_store.BUCKET
+    # run pods, and the step pods that take the launcher's config, sign their requests with the Secret's pair
+    assert instance["run_launcher"]["config"]["env_secrets"] == [object_store.CREDENTIALS_SECRET]
+    docs = everything(cfg)
+    for deployment in by_kind(docs, "Deployment"):
+        if deployment["metadata"]["name"] in (object_store.NAME, names.POSTGRES, names.BROKER):
+            continue
+        env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"secretRef": {"name": object_store.CREDENTIALS_SECRET}} in env_from, deployment["metadata"]["name"]
+    store = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == object_store.NAME)
+    args = store["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("-initialbucket") + 1] == object_store.BUCKET
+    secret = next(d for d in by_kind(docs, "Secret") if d["metadata"]["name"] == object_store.CREDENTIALS_SECRET)
+    assert secret == next(d for d in by_kind(everything(cfg), "Secret")
+                      if d["metadata"]["name"] == object_store.CREDENTIALS_SECRET)  # the same on every apply
+    assert secret["stringData"]["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
