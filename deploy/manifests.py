@@ -113,6 +113,10 @@ def _compute_log_mount() -> dict[str, Any]:
 
 
 def _compute_log_volume(cfg: DeploymentSettings) -> dict[str, Any]:
+    if cfg.images.object_store:
+        # Only S3ComputeLogManager's staging: each pod its own, so that the webserver serves what it fetched from
+        # the store, never a file a step left on the webserver's node.
+        return {"name": "compute-logs", "emptyDir": {}}
     return {"name": "compute-logs", "hostPath": {"path": cfg.compute_log_host_path, "type": "DirectoryOrCreate"}}
 
 

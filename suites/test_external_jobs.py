@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client
 
-from deploy import names
+from deploy import names, object_store
 from deploy.deployment import Deployment
 from observation.kube import pods_selector
 from observation.runs import RunFootprint
@@ -91,32 +91,54 @@ def test_external_jobs_run_the_image_they_were_given(dagster: Deployment, extern
         f"{op}'s external job ran the code of location {inside}, not that of its image's {external_run.image_location}")
 
 
-def compute_logs_out_of_reach(dagster: Deployment, external_run: ExternalRun, op: str) -> str:
-    """Why the webserver of our deployment cannot read the step's compute logs ("" if it can): they are in a
-    directory of the node the step ran on (LocalComputeLogManager on a hostPath), not in a store every node reaches.
-    On several nodes our deployments keep them in an object store (deploy/object_store.py)."""
-    if not dagster.settings.owned or dagster.settings.images.object_store:
-        return ""
+@dataclass(frozen=True)
+class LogNodes:
+    """Where a step's compute logs were written and where the webserver that serves them runs."""
+    writer: str
+    serving: list[str]
+
+    def describe(self, op: str) -> str:
+        return f"step {op} ran on node {self.writer}, the webserver on {', '.join(self.serving) or 'no node'}"
+
+
+def log_nodes(dagster: Deployment, external_run: ExternalRun, op: str) -> LogNodes:
     writers = [p for p in external_run.found.step_pods if p.metadata.labels.get(names.OP_LABEL) == op]
     writer = (writers or external_run.found.run_pods)[0].spec.node_name
     selector = pods_selector(dagster.apps, dagster.namespace, dagster.settings.names.webserver)
     serving = {p.spec.node_name for p in dagster.core.list_namespaced_pod(dagster.namespace,
                                                                            label_selector=selector).items}
-    if writer in serving:
+    return LogNodes(writer, sorted(serving))
+
+
+def compute_logs_out_of_reach(dagster: Deployment, nodes: LogNodes, op: str) -> str:
+    """Why the webserver of our deployment cannot read the step's compute logs ("" if it can): they are in a
+    directory of the node the step ran on (LocalComputeLogManager on a hostPath), not in a store every node reaches.
+    On several nodes our deployments keep them in an object store (deploy/object_store.py)."""
+    if not dagster.settings.owned or dagster.settings.images.object_store or nodes.writer in nodes.serving:
         return ""
-    return (f"step {op} wrote its compute logs in a directory of node {writer}, the webserver runs on "
-            f"{', '.join(sorted(serving))}: C15 on more than one node needs a compute log store every node reaches "
-            "(the suite's deployments use an object store when the cluster has a labelled run node)")
+    return (f"{nodes.describe(op)}: its compute logs are in a directory of node {nodes.writer}; C15 on more than "
+            "one node needs a compute log store every node reaches (the suite's deployments use an object store "
+            "when the cluster has a labelled run node)")
+
+
+def compute_log_store(dagster: Deployment) -> str:
+    if not dagster.settings.owned:
+        return "the deployment's own compute log manager"
+    if dagster.settings.images.object_store:
+        return f"S3ComputeLogManager on {object_store.NAME} (bucket {object_store.BUCKET})"
+    return "LocalComputeLogManager in a node directory"
 
 
 @pytest.mark.c15
 @pytest.mark.parametrize("op", EXTERNAL_OPS)
 def test_external_job_output_is_visible_through_dagster(
-    dagster: Deployment, external_run: ExternalRun, op: str
+    dagster: Deployment, external_run: ExternalRun, op: str, record_property: pytest.RecordProperty
 ) -> None:
     captured = [event for event in dagster.webserver.run_events(external_run.run_id)
                 if event.event_type == "LOGS_CAPTURED" and event.file_key and op in event.step_keys]
-    on_another_node = compute_logs_out_of_reach(dagster, external_run, op)
+    nodes = log_nodes(dagster, external_run, op)
+    record_property("compute_logs", f"{nodes.describe(op)}; {compute_log_store(dagster)}")
+    on_another_node = compute_logs_out_of_reach(dagster, nodes, op)
     if on_another_node:
         pytest.skip(on_another_node)
     assert captured, f"Dagster captured no logs for step {op} of run {external_run.run_id}"

@@ -126,6 +126,9 @@ def test_with_an_object_store_every_dagster_pod_can_reach_the_compute_logs(combi
             continue
         env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"secretRef": {"name": object_store.CREDENTIALS_SECRET}} in env_from, deployment["metadata"]["name"]
+    # no node directory shared: the webserver can only serve what it fetched from the store
+    assert not [d for d in docs if "hostPath" in json.dumps(d) and "compute-logs" in json.dumps(d)]
+    assert {"name": "compute-logs", "emptyDir": {}} in instance["run_launcher"]["config"]["volumes"]
     store = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == object_store.NAME)
     args = store["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("-initialbucket") + 1] == object_store.BUCKET
