@@ -7,6 +7,7 @@ what cannot be read is said as such.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from kubernetes import client
@@ -98,7 +99,8 @@ def run_failure_cause(events: Callable[[], list[RunEvent]], kubernetes: Callable
     """One line: Dagster's first error, then Kubernetes' view; each source that cannot be read says so."""
     parts = []
     try:
-        parts.append(first_error(events()) or "no error in Dagster's event log")
+        seen = events()
+        parts.append(first_error(seen) or "no error in Dagster's event log" + _last_event(seen))
     except Exception as exc:  # the webserver may be what the test broke
         parts.append(f"event log not readable ({type(exc).__name__}: {str(exc)[:120]})")
     try:
@@ -106,6 +108,17 @@ def run_failure_cause(events: Callable[[], list[RunEvent]], kubernetes: Callable
     except Exception as exc:
         parts.append(f"Jobs and pods not readable ({type(exc).__name__}: {str(exc)[:120]})")
     return " ; ".join(_shortened(" ".join(part.split())) for part in parts)
+
+
+def _last_event(events: list[RunEvent], now: float | None = None) -> str:
+    """Where a run without an error stands: its last event and how long ago (e.g. a step's Celery task submitted
+    minutes ago that no worker started)."""
+    if not events:
+        return ""
+    last = max(events, key=lambda e: e.timestamp)
+    ago = (time.time() if now is None else now) - last.timestamp
+    what = " ".join(filter(None, (last.event_type, last.step_key and f"[{last.step_key}]", last.message)))
+    return f" (its last event, {ago:.0f} s ago: {what[:160]})"
 
 
 def _shortened(text: str) -> str:

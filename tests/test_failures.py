@@ -10,6 +10,7 @@ from kubernetes import client
 
 from dagster_api import RunEvent
 from dagster_api.parse import python_error_text
+from observation import failures
 from observation.failures import container_problems, first_error, pod_problems, run_failure_cause
 from suites import hold
 from workloads.locations.conformance.definitions import HOLDING_MESSAGE
@@ -141,3 +142,14 @@ def test_a_run_worker_cancel_after_the_daemons_max_runtime_failure_is_named_and_
     assert "stored before it, +0.5s" in canceled_after_the_daemons_failure([canceling, canceled, early_failure])
     assert canceled_after_the_daemons_failure([canceling, canceled]) == ""  # no failure of the daemon's
     assert canceled_after_the_daemons_failure([event("RUN_FAILURE", "Steps failed: ['hold']."), canceled]) == ""
+
+
+def test_a_run_without_an_error_is_described_by_its_last_event() -> None:
+    submitted = RunEvent(kind="EngineEvent", event_type="ENGINE_EVENT", step_key="hold", level="DEBUG",
+                         message='Submitting celery task for step "hold" to queue "dagster".', timestamp=1000.0,
+                         metadata={}, error=None)
+    started = RunEvent(kind="RunStartEvent", event_type="RUN_START", step_key=None, level="DEBUG",
+                       message="Started execution of run.", timestamp=990.0, metadata={}, error=None)
+    assert failures._last_event([submitted, started], now=1247.0) == (
+        ' (its last event, 247 s ago: ENGINE_EVENT [hold] Submitting celery task for step "hold" to queue "dagster".)')
+    assert failures._last_event([]) == ""
